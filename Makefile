@@ -1,0 +1,73 @@
+# Every CI step is a target here, so what GitHub runs is what developers and .ci/run run.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+
+# Offline machines: use a local copy of scikit-learn's data cache when one sits beside the repo.
+SHARED_SKLEARN_DATA := $(abspath ../shared/scikit_learn_data)
+ifeq ($(origin SCIKIT_LEARN_DATA), undefined)
+  ifneq ($(wildcard $(SHARED_SKLEARN_DATA)),)
+    export SCIKIT_LEARN_DATA := $(SHARED_SKLEARN_DATA)
+  endif
+endif
+export OMP_NUM_THREADS ?= 1
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help
+help: ## List targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install the project with dev tools
+
+.PHONY: data
+data: $(STAMP) ## Get data/: dvc pull from the remote if reachable, else re-ingest and verify data.dvc's hash
+	$(BIN)/python -m housing.data_setup
+
+.PHONY: pipeline
+pipeline: data ## Set up everything and run the whole pipeline (dvc repro)
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+.PHONY: test
+test: data ## Set up everything and run the default test suite
+	$(BIN)/pytest -m "not slow" -q
+
+.PHONY: test-slow
+test-slow: data ## Run the slow suites (end-to-end pipeline copies, loops)
+	$(BIN)/pytest -m slow -q
+
+.PHONY: lint
+lint: $(STAMP) ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: format
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: security
+security: $(STAMP) ## bandit (medium severity and above) on the package
+	$(BIN)/bandit -q -c pyproject.toml -r src --severity-level medium
+
+.PHONY: bench
+bench: data ## Pipeline benchmarks (quality, repro time, ONNX latency, drift speed)
+	$(BIN)/python benchmarks/pipeline_bench.py
+
+.PHONY: clean
+clean: ## Remove build and test caches (keeps .venv, data, models)
+	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -1,0 +1,1 @@
+"""Deployment: the KServe canary controller driven by Prometheus analysis."""

@@ -1,0 +1,1 @@
+"""Experiments: champion/challenger A/B analysis and the traffic simulator."""

@@ -1,0 +1,1 @@
+"""Monitoring: Alertmanager webhook receiver that triggers retraining through GitHub."""
