@@ -39,6 +39,7 @@ class ModelMetadata:
     output_name: str = "variable"
     onnx_file: str = ONNX_FILE
     training_data_sha256: str = ""
+    holdout_sha256: str = ""
     git_revision: str = ""
     created_at: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
@@ -103,6 +104,16 @@ def read_metadata(model_dir: Path) -> ModelMetadata:
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
     return ModelMetadata.from_dict(data, source=str(path))
+
+
+def onnx_session(payload: bytes, threads: int = 1):
+    """An onnxruntime session on the CPU; one intra-op thread by default (serving runs one per core)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
 
 
 def load_verified(model_dir: Path) -> tuple[ModelMetadata, bytes]:

@@ -144,8 +144,8 @@ class CostParams(Strict):
     Over-valuation (predicted > actual) costs a lender more than under-valuation, hence asymmetric.
     """
 
-    over_valuation: float = Field(1500.0, ge=0)
-    under_valuation: float = Field(1000.0, ge=0)
+    over_valuation: float = Field(15000.0, ge=0)
+    under_valuation: float = Field(10000.0, ge=0)
 
 
 class EvaluateParams(Strict):
