@@ -62,7 +62,7 @@ def ingest(data_params: DataParams, data_home: Path | None = None) -> IngestResu
     return IngestResult(data_params.raw_path, len(frame), sha256_file(data_params.raw_path))
 
 
-def read_csv(path: Path, columns: list[str] | tuple[str, ...]) -> pd.DataFrame:
+def read_csv(path: Path, columns: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
     """Read a data file and check it has the expected columns; errors name the file and the column."""
     try:
         frame = pd.read_csv(path)

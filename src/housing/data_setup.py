@@ -1,0 +1,91 @@
+"""Get ``data/`` to the version pinned by ``data.dvc``: ``dvc pull`` when a remote answers, else rebuild.
+
+Run as ``python -m housing.data_setup`` (``make data``). Rebuilding re-ingests the raw data set through
+scikit-learn and regenerates the bootstrap production window, then checks that the result hashes to what
+``data.dvc`` records. A mismatch means ``data/`` holds files only the team's remote has (e.g. a real
+production window): the command then fails and says so instead of silently using other data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from housing.config import DEFAULT_PARAMS_PATH, load_params
+from housing.errors import DataError, HousingError
+
+log = logging.getLogger("housing.data_setup")
+
+DVC_FILE = Path("data.dvc")
+# How the committed production window was made until real inference logs replace it.
+BOOTSTRAP_WINDOW = {"scenario": "none", "rows": 5000, "seed": 7}
+
+
+def _dvc(*args: str, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+    return subprocess.run([dvc, *args], capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def data_matches_dvc_file() -> bool:
+    """True when the workspace's data/ hashes to what data.dvc records (``dvc status`` reports nothing)."""
+    result = _dvc("status", "--json", str(DVC_FILE))
+    if result.returncode != 0:
+        raise DataError(f"{DVC_FILE}: dvc status failed: {result.stderr.strip()}")
+    return json.loads(result.stdout or "{}") == {}
+
+
+def remote_configured() -> bool:
+    result = _dvc("remote", "list")
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+def rebuild(params_path: Path = DEFAULT_PARAMS_PATH) -> None:
+    from housing import simulate
+    from housing.data import ingest
+
+    cfg = load_params(params_path)
+    result = ingest(cfg.data)
+    log.info("ingested %d rows -> %s", result.rows, result.path)
+    simulate.write_window(cfg.data, out=cfg.data.production_window_path, **BOOTSTRAP_WINDOW)
+    log.info("wrote bootstrap production window %s -> %s", BOOTSTRAP_WINDOW, cfg.data.production_window_path)
+
+
+def setup_data(params_path: Path = DEFAULT_PARAMS_PATH) -> str:
+    """Make data/ match data.dvc; return how: 'present', 'pulled' or 'rebuilt'."""
+    if not DVC_FILE.exists():
+        raise DataError(f"{DVC_FILE}: not found; run from the repository root")
+    if Path("data").is_dir() and data_matches_dvc_file():
+        return "present"
+    if remote_configured():
+        pulled = _dvc("pull", str(DVC_FILE))
+        if pulled.returncode == 0 and data_matches_dvc_file():
+            return "pulled"
+        log.warning("dvc pull failed or incomplete (%s); rebuilding from the source", pulled.stderr.strip()[-300:])
+    rebuild(params_path)
+    if not data_matches_dvc_file():
+        raise DataError(
+            f"data/ was rebuilt but does not match {DVC_FILE}: the pinned data includes files that only the "
+            "DVC remote holds (e.g. a logged production window). Configure the remote (see README) and "
+            "run `dvc pull`."
+        )
+    # Put the verified files into the local cache so `dvc push` and `dvc checkout` work.
+    _dvc("commit", "--force", str(DVC_FILE), check=True)
+    return "rebuilt"
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    try:
+        how = setup_data()
+    except HousingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    print(f"data/: {how}, matches {DVC_FILE}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""MLflow tracking and model registry: log every run, register @challenger, promote and roll back @champion.
+
+Aliases only (MLflow's stages are deprecated). The champion's history is a linked list of version tags:
+each promotion tags the new champion with the version it replaced, so ``rollback`` can walk back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from housing import paths
+from housing.artifact import atomic_write_json, load_verified
+from housing.config import Params, RegisterParams
+from housing.errors import RegistryError
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+CHAMPION, CHALLENGER = "champion", "challenger"
+TAG_PREVIOUS = "champion.previous"
+TAG_PROMOTED_AT = "champion.promoted_at"
+TAG_ROLLED_BACK_AT = "champion.rolled_back_at"
+LOWER_IS_BETTER = {"mae", "rmse", "mdape"}
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _configure():
+    """Point MLflow at the tracking store; keep artifacts of a local sqlite store beside the database."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return mlflow, uri
+
+
+def _experiment_id(mlflow, uri: str, name: str) -> str:
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///")).resolve()
+        artifact_location = (database.parent / "mlartifacts").as_uri()
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+def _flatten(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(f"{prefix}.{key}" if prefix else str(key), item))
+        return out
+    return {prefix: value}
+
+
+def _pip_requirements(*packages: str) -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in packages]
+
+
+def register_stage(params: Params) -> dict[str, Any]:
+    """Log params, metrics, reports and both models; register the ONNX model as @challenger."""
+    import numpy as np
+    import onnx
+    from mlflow.models import infer_signature
+
+    from housing.data import load_xy
+    from housing.train import SKOPS_TRUSTED_TYPES, load_pipeline
+
+    mlflow, uri = _configure()
+    cfg = params.register_
+    metadata, payload = load_verified(paths.MODELS)
+    metrics = json.loads(paths.METRICS_JSON.read_text())
+    X_test, _ = load_xy(paths.TEST_CSV, params.data)
+    sklearn_model = load_pipeline(paths.SKLEARN_MODEL)
+    example = X_test[:5]
+    signature = infer_signature(example, sklearn_model.predict(example).astype(np.float32))
+    tags = {
+        "model_version": metadata.model_version,
+        "onnx_sha256": metadata.onnx_sha256,
+        "training_data_sha256": metadata.training_data_sha256,
+        "holdout_sha256": metadata.holdout_sha256,
+        "git_revision": metadata.git_revision,
+    }
+    experiment_id = _experiment_id(mlflow, uri, cfg.experiment)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=metadata.model_version) as run:
+        mlflow.set_tags(tags)
+        logged = {"train": params.train.model_dump(), "split": params.split.model_dump()}
+        mlflow.log_params(_flatten("", logged))
+        mlflow.log_metrics({k: float(v) for k, v in metrics["test"].items()})
+        for report in (paths.METRICS_JSON, paths.SLICES_JSON, paths.VALIDATION_JSON, paths.DRIFT_JSON):
+            if report.exists():
+                mlflow.log_artifact(str(report), artifact_path="reports")
+        if paths.DRIFT_HTML.exists():
+            mlflow.log_artifact(str(paths.DRIFT_HTML), artifact_path="reports")
+        if paths.FIGURES.exists():
+            mlflow.log_artifacts(str(paths.FIGURES), artifact_path="figures")
+        mlflow.sklearn.log_model(
+            sklearn_model,
+            name="sklearn_model",
+            signature=signature,
+            pip_requirements=_pip_requirements("scikit-learn", "numpy", "skops"),
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            code_paths=[str(Path(__file__).parent)],
+        )
+        info = mlflow.onnx.log_model(
+            onnx.load_from_string(payload),
+            name="onnx_model",
+            signature=signature,
+            pip_requirements=_pip_requirements("onnxruntime", "onnx", "numpy"),
+            registered_model_name=cfg.model_name,
+        )
+        mlflow.log_dict(metadata.to_dict(), "onnx_model_metadata.json")
+    client = mlflow.MlflowClient()
+    version = str(info.registered_model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(cfg.model_name, version, key, value)
+    client.set_registered_model_alias(cfg.model_name, CHALLENGER, version)
+    result = {
+        "model_name": cfg.model_name,
+        "version": version,
+        "alias": CHALLENGER,
+        "run_id": run.info.run_id,
+        "model_version": metadata.model_version,
+        "tracking_uri": uri,
+    }
+    atomic_write_json(paths.REGISTRATION_JSON, result)
+    return result
+
+
+def _version_by_alias(client, name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _metric(client, version, metric: str) -> float:
+    value = client.get_run(version.run_id).data.metrics.get(metric)
+    if value is None:
+        raise RegistryError(f"model version {version.version}: run {version.run_id} has no metric {metric!r}")
+    return float(value)
+
+
+def promote(cfg: RegisterParams, version: str | None = None, force: bool = False) -> dict[str, Any]:
+    """Move @champion to ``version`` (default @challenger) if it is at least as good on the same holdout."""
+    mlflow, _ = _configure()
+    client = mlflow.MlflowClient()
+    if version is None:
+        candidate = _version_by_alias(client, cfg.model_name, CHALLENGER)
+        if candidate is None:
+            raise RegistryError(f"registry: model {cfg.model_name!r} has no @{CHALLENGER} to promote")
+    else:
+        candidate = client.get_model_version(cfg.model_name, version)
+    champion = _version_by_alias(client, cfg.model_name, CHAMPION)
+    rule = cfg.promote
+    decision: dict[str, Any] = {"model_name": cfg.model_name, "candidate": str(candidate.version), "metric": rule.metric}
+    if champion is not None and champion.version == candidate.version:
+        return {**decision, "promoted": False, "reason": f"version {candidate.version} is already @{CHAMPION}"}
+    if champion is not None and not force:
+        if rule.require_same_holdout and candidate.tags.get("holdout_sha256") != champion.tags.get("holdout_sha256"):
+            raise RegistryError(
+                f"promote: versions {candidate.version} and {champion.version} were evaluated on different "
+                "holdouts (tag holdout_sha256 differs); compare them on the same data or use --force"
+            )
+        new, old = _metric(client, candidate, rule.metric), _metric(client, champion, rule.metric)
+        better_or_equal = new <= old + rule.tolerance if rule.metric in LOWER_IS_BETTER else new >= old - rule.tolerance
+        decision.update({"candidate_value": new, "champion": str(champion.version), "champion_value": old})
+        if not better_or_equal:
+            return {
+                **decision,
+                "promoted": False,
+                "reason": f"{rule.metric} {new:.4f} is worse than the champion's {old:.4f} (tolerance {rule.tolerance})",
+            }
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    previous = str(champion.version) if champion else None
+    client.set_model_version_tag(cfg.model_name, candidate.version, TAG_PREVIOUS, previous or "")
+    client.set_model_version_tag(cfg.model_name, candidate.version, TAG_PROMOTED_AT, now)
+    client.set_registered_model_alias(cfg.model_name, CHAMPION, candidate.version)
+    return {**decision, "promoted": True, "champion": str(candidate.version), "previous": previous}
+
+
+def rollback(cfg: RegisterParams) -> dict[str, Any]:
+    """Point @champion back at the version it replaced."""
+    mlflow, _ = _configure()
+    client = mlflow.MlflowClient()
+    champion = _version_by_alias(client, cfg.model_name, CHAMPION)
+    if champion is None:
+        raise RegistryError(f"rollback: model {cfg.model_name!r} has no @{CHAMPION}")
+    previous = champion.tags.get(TAG_PREVIOUS, "")
+    if not previous:
+        raise RegistryError(
+            f"rollback: @{CHAMPION} (version {champion.version}) has no previous champion to roll back to"
+        )
+    client.set_model_version_tag(
+        cfg.model_name, champion.version, TAG_ROLLED_BACK_AT, datetime.now(UTC).isoformat(timespec="seconds")
+    )
+    client.set_registered_model_alias(cfg.model_name, CHAMPION, previous)
+    return {"model_name": cfg.model_name, "champion": previous, "rolled_back_from": str(champion.version)}

@@ -1,0 +1,49 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from housing.artifact import load_verified, read_metadata, sha256_file
+from housing.errors import GateError, ModelIntegrityError
+from housing.export import export_model
+
+
+def test_metadata_describes_the_artifact(model_dir, small_params):
+    metadata = read_metadata(model_dir)
+    assert metadata.onnx_sha256 == sha256_file(model_dir / "model.onnx")
+    assert metadata.model_version == f"sha-{metadata.onnx_sha256[:12]}"
+    assert metadata.feature_names == list(small_params.data.features)
+    assert metadata.features[0].min == small_params.validate_.columns["MedInc"].min
+    assert metadata.parity_max_abs_diff <= 1e-4
+    assert {"r2", "mae", "rmse", "mdape", "ppe10"} <= set(metadata.metrics)
+    assert metadata.training_data_sha256 == "test-train"
+    assert metadata.git_revision
+
+
+def test_parity_failure_writes_nothing(tmp_path, trained_pipeline, small_split, small_params):
+    _, _, X_test, y_test = small_split
+    strict = small_params.model_copy(
+        update={"export": small_params.export.model_copy(update={"max_abs_diff": 1e-12})}
+    )
+    # A model whose predictions are not exactly float32-representable cannot match to 1e-12.
+    with pytest.raises(GateError, match=r"parity failed .* > export.max_abs_diff = 1e-12; nothing written"):
+        export_model(trained_pipeline, X_test, y_test, strict, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tampered_model_is_refused(tmp_path, model_dir):
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    payload = bytearray((copy / "model.onnx").read_bytes())
+    payload[-1] ^= 0xFF
+    (copy / "model.onnx").write_bytes(bytes(payload))
+    with pytest.raises(ModelIntegrityError, match=r"model\.onnx: sha256 .* does not match"):
+        load_verified(copy)
+
+
+def test_metadata_is_plain_json(model_dir):
+    data = json.loads((model_dir / "metadata.json").read_text())
+    assert data["input_name"] == "input"
+    assert data["features"][7]["name"] == "Longitude"
+    assert np.isfinite(data["metrics"]["mae"])

@@ -1,0 +1,98 @@
+"""Promotion and rollback rules against a real MLflow sqlite store in a temp directory."""
+
+import pytest
+
+from housing.config import RegisterParams
+from housing.errors import RegistryError
+from housing.registry import promote, rollback
+
+NAME = "housing-test"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    client = mlflow.MlflowClient()
+    client.create_registered_model(NAME)
+
+    def add_challenger(mae: float, holdout: str = "holdout-1") -> str:
+        with mlflow.start_run() as run:
+            mlflow.log_metric("mae", mae)
+        version = client.create_model_version(NAME, source=f"{run.info.artifact_uri}/m", run_id=run.info.run_id)
+        client.set_model_version_tag(NAME, version.version, "holdout_sha256", holdout)
+        client.set_registered_model_alias(NAME, "challenger", version.version)
+        return str(version.version)
+
+    add_challenger.client = client
+    return add_challenger
+
+
+def _champion(client) -> str:
+    return str(client.get_model_version_by_alias(NAME, "champion").version)
+
+
+def test_first_challenger_becomes_champion(store):
+    v1 = store(0.30)
+    result = promote(RegisterParams(model_name=NAME))
+    assert result["promoted"] is True
+    assert _champion(store.client) == v1
+
+
+def test_better_or_equal_challenger_is_promoted_worse_is_not(store):
+    cfg = RegisterParams(model_name=NAME)
+    store(0.30)
+    promote(cfg)
+    v2 = store(0.31)
+    refused = promote(cfg)
+    assert refused["promoted"] is False
+    assert "worse than the champion" in refused["reason"]
+    assert _champion(store.client) != v2
+    v3 = store(0.30)
+    assert promote(cfg)["promoted"] is True
+    assert _champion(store.client) == v3
+
+
+def test_tolerance_allows_a_small_regression(store):
+    cfg = RegisterParams(model_name=NAME, promote={"tolerance": 0.02})
+    store(0.30)
+    promote(cfg)
+    v2 = store(0.31)
+    assert promote(cfg)["promoted"] is True
+    assert _champion(store.client) == v2
+
+
+def test_different_holdouts_cannot_be_compared_unless_forced(store):
+    cfg = RegisterParams(model_name=NAME)
+    store(0.30, holdout="a")
+    promote(cfg)
+    v2 = store(0.10, holdout="b")
+    with pytest.raises(RegistryError, match="different holdouts"):
+        promote(cfg)
+    assert promote(cfg, force=True)["promoted"] is True
+    assert _champion(store.client) == v2
+
+
+def test_rollback_walks_back_through_the_history(store):
+    cfg = RegisterParams(model_name=NAME)
+    v1 = store(0.30)
+    promote(cfg)
+    v2 = store(0.29)
+    promote(cfg)
+    v3 = store(0.28)
+    promote(cfg)
+    assert _champion(store.client) == v3
+    assert rollback(cfg) == {"model_name": NAME, "champion": v2, "rolled_back_from": v3}
+    assert rollback(cfg)["champion"] == v1
+    with pytest.raises(RegistryError, match="no previous champion"):
+        rollback(cfg)
+
+
+def test_errors_when_aliases_are_missing(store):
+    cfg = RegisterParams(model_name=NAME)
+    with pytest.raises(RegistryError, match="no @challenger"):
+        promote(cfg)
+    with pytest.raises(RegistryError, match="no @champion"):
+        rollback(cfg)

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+
+from housing.config import TrainParams, TuneParams
+from housing.errors import DataError
+from housing.train import build_pipeline, fit, load_pipeline, save_pipeline, snap_thresholds_to_float32
+
+
+def test_model_family_and_hyper_parameters_come_from_params():
+    pipe = build_pipeline(TrainParams(model="random_forest", random_forest={"n_estimators": 7}))
+    assert isinstance(pipe.named_steps["model"], RandomForestRegressor)
+    assert pipe.named_steps["model"].n_estimators == 7
+    pipe = build_pipeline(TrainParams(hgb={"learning_rate": 0.2, "max_iter": 11}, seed=3))
+    model = pipe.named_steps["model"]
+    assert isinstance(model, HistGradientBoostingRegressor)
+    assert (model.learning_rate, model.max_iter, model.random_state) == (0.2, 11, 3)
+    assert list(pipe.named_steps) == ["features", "model"]
+
+
+def test_float32_threshold_snapping_keeps_sklearn_predictions(small_split):
+    X, y, X_test, _ = small_split
+    pipe = build_pipeline(TrainParams(hgb={"max_iter": 30}))
+    pipe.fit(X, y)
+    before = pipe.predict(np.vstack([X, X_test]))
+    snap_thresholds_to_float32(pipe)
+    np.testing.assert_array_equal(pipe.predict(np.vstack([X, X_test])), before)
+    for predictor in pipe.named_steps["model"]._predictors[0]:
+        thresholds = predictor.nodes["num_threshold"]
+        np.testing.assert_array_equal(thresholds.astype(np.float32).astype(np.float64), thresholds)
+
+
+def test_tuning_uses_cv_on_training_data_and_picks_from_the_grid(small_split):
+    X, y, _, _ = small_split
+    space = TuneParams(
+        enabled=True, n_iter=2, cv_folds=2, learning_rate=(0.1,), max_iter=(20, 40), max_leaf_nodes=(15,),
+        min_samples_leaf=(20,), l2_regularization=(0.0,),
+    )
+    pipe, summary = fit(X[:1000], y[:1000], TrainParams(tune=space))
+    assert summary["tuning"]["best_params"]["max_iter"] in (20, 40)
+    assert summary["tuning"]["cv_mae"] > 0
+    assert pipe.predict(X[:3]).shape == (3,)
+
+
+def test_tuning_is_only_defined_for_hgb(small_split):
+    X, y, _, _ = small_split
+    with pytest.raises(DataError, match="train.tune"):
+        fit(X[:200], y[:200], TrainParams(model="random_forest", tune={"enabled": True}))
+
+
+def test_skops_round_trip_without_pickle(tmp_path, trained_pipeline, small_split):
+    _, _, X_test, _ = small_split
+    path = tmp_path / "model.skops"
+    save_pipeline(trained_pipeline, path)
+    restored = load_pipeline(path)
+    np.testing.assert_array_equal(restored.predict(X_test), trained_pipeline.predict(X_test))
+    with pytest.raises(DataError, match="trained model not found"):
+        load_pipeline(tmp_path / "missing.skops")
