@@ -87,9 +87,10 @@ def load_xy(path: Path, data_params: DataParams) -> tuple[np.ndarray, np.ndarray
     )
 
 
-def split(data_params: DataParams, split_params: SplitParams) -> SplitResult:
+def split_frame(
+    frame: pd.DataFrame, split_params: SplitParams
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Seeded train/test split, plus a reference sample of the training rows for drift detection."""
-    frame = read_csv(data_params.raw_path, [*data_params.features, data_params.target])
     from sklearn.model_selection import train_test_split
 
     # scikit-learn's own split, so "80/20, seed 42" means the same rows as everywhere else.
@@ -97,6 +98,12 @@ def split(data_params: DataParams, split_params: SplitParams) -> SplitResult:
     rng = np.random.default_rng(split_params.seed)
     n_reference = min(split_params.reference_rows, len(train))
     reference = train.iloc[np.sort(rng.choice(len(train), size=n_reference, replace=False))]
+    return train, test, reference
+
+
+def split(data_params: DataParams, split_params: SplitParams) -> SplitResult:
+    frame = read_csv(data_params.raw_path, [*data_params.features, data_params.target])
+    train, test, reference = split_frame(frame, split_params)
     for part, path in ((train, paths.TRAIN_CSV), (test, paths.TEST_CSV), (reference, paths.REFERENCE_CSV)):
         write_csv(part, path)
     return SplitResult(len(train), len(test), len(reference))
