@@ -15,6 +15,8 @@ ifeq ($(origin SCIKIT_LEARN_DATA), undefined)
     export SCIKIT_LEARN_DATA := $(SHARED_SKLEARN_DATA)
   endif
 endif
+# dvc stages call `housing`: put the project's virtualenv first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 export OMP_NUM_THREADS ?= 1
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -48,7 +50,7 @@ test: data ## Set up everything and run the default test suite
 
 .PHONY: test-slow
 test-slow: data ## Run the slow suites (end-to-end pipeline copies, loops)
-	$(BIN)/pytest -m slow -q
+	$(BIN)/pytest -m slow -q || test $$? -eq 5  # 5 = no slow tests collected
 
 .PHONY: lint
 lint: $(STAMP) ## ruff lint + format check

@@ -63,7 +63,8 @@ def bench_quality(params) -> None:
     rf_s = time.perf_counter() - started
     base = regression_metrics(y_test, rf.predict(X_test), params.evaluate)
     print("\n== model quality (standard split 80/20, seed 42, test rows never seen in training)")
-    print(f"  ours  ({params.train.model}+features): R2 {ours['r2']:.4f}  MAE {ours['mae']:.4f}  fit {fit_s:.1f}s")
+    label = f"ours  ({params.train.model}+features):"
+    print(f"  {label} R2 {ours['r2']:.4f}  MAE {ours['mae']:.4f}  fit {fit_s:.1f}s")
     print(f"  seed baseline (RF, raw features):  R2 {base['r2']:.4f}  MAE {base['mae']:.4f}  fit {rf_s:.1f}s")
     print(f"  MAE ratio ours/baseline: {ours['mae'] / base['mae']:.3f}")
     check(f"R2 {ours['r2']:.4f} >= 0.85", ours["r2"] >= 0.85)
@@ -87,7 +88,11 @@ def bench_repro() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         dest = Path(tmp) / "repo"
         files = subprocess.run(
-            ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+            ["git", "ls-files", "-co", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split()
         for name in files:
             if (ROOT / name).is_file():

@@ -69,5 +69,7 @@ def model_dir(tmp_path_factory, trained_pipeline, small_split, small_params) -> 
 
     _, _, X_test, y_test = small_split
     out = tmp_path_factory.mktemp("model")
-    export_model(trained_pipeline, X_test, y_test, small_params, out, {"train": "test-train", "test": "test-holdout"})
+    export_model(
+        trained_pipeline, X_test, y_test, small_params, out, {"train": "test-train", "test": "test-holdout"}
+    )
     return out

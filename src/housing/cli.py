@@ -53,7 +53,8 @@ def _echo_json(data: object) -> None:
 def ingest(
     params: ParamsOpt = DEFAULT_PARAMS_PATH,
     data_home: Annotated[
-        Path | None, typer.Option(help="scikit-learn data cache; default $SCIKIT_LEARN_DATA or ~/scikit_learn_data")
+        Path | None,
+        typer.Option(help="scikit-learn data cache; default $SCIKIT_LEARN_DATA or ~/scikit_learn_data"),
     ] = None,
 ) -> None:
     """Materialise the raw California housing data set into data/raw (deterministic bytes)."""
@@ -85,7 +86,9 @@ def split(params: ParamsOpt = DEFAULT_PARAMS_PATH) -> None:
 
     cfg = _params(params)
     paths = run(cfg.data, cfg.split)
-    typer.echo(f"train {paths.train_rows} rows, test {paths.test_rows} rows, reference {paths.reference_rows}")
+    typer.echo(
+        f"train {paths.train_rows} rows, test {paths.test_rows} rows, reference {paths.reference_rows}"
+    )
 
 
 @app.command()
@@ -199,7 +202,8 @@ for _module in _COMMAND_MODULES:
 
 def main() -> None:
     logging.basicConfig(
-        level=os.environ.get("HOUSING_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=os.environ.get("HOUSING_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     try:
         app()

@@ -64,7 +64,9 @@ def setup_data(params_path: Path = DEFAULT_PARAMS_PATH) -> str:
         pulled = _dvc("pull", str(DVC_FILE))
         if pulled.returncode == 0 and data_matches_dvc_file():
             return "pulled"
-        log.warning("dvc pull failed or incomplete (%s); rebuilding from the source", pulled.stderr.strip()[-300:])
+        log.warning(
+            "dvc pull failed or incomplete (%s); rebuilding from the source", pulled.stderr.strip()[-300:]
+        )
     rebuild(params_path)
     if not data_matches_dvc_file():
         raise DataError(

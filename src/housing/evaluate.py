@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from housing.artifact import atomic_write_bytes, atomic_write_json, load_verifie
 from housing.config import FEATURES, EvaluateParams, GateParams, Params
 from housing.data import load_xy
 from housing.errors import GateError
-from housing.features import BAY_AREA, LATITUDE, LOS_ANGELES, LONGITUDE, MED_INC, distance_km
+from housing.features import BAY_AREA, LATITUDE, LONGITUDE, LOS_ANGELES, MED_INC, distance_km
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -31,7 +32,9 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray, cfg: EvaluateParams) -> 
     error = pred - y
     abs_pct = np.abs(error) / np.abs(y)
     ss_tot = float(np.sum((y - y.mean()) ** 2))
-    cost = cfg.cost.over_valuation * np.clip(error, 0, None) + cfg.cost.under_valuation * np.clip(-error, 0, None)
+    cost = cfg.cost.over_valuation * np.clip(error, 0, None) + cfg.cost.under_valuation * np.clip(
+        -error, 0, None
+    )
     metrics = {
         "r2": 1.0 - float(np.sum(error**2)) / ss_tot if ss_tot > 0 else float("nan"),
         "mae": float(np.mean(np.abs(error))),
@@ -48,7 +51,7 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray, cfg: EvaluateParams) -> 
 def slice_labels(X: np.ndarray, cfg: EvaluateParams) -> dict[str, np.ndarray]:
     """Label each row by income band and by region (metro area within the radius, else north/south)."""
     edges = np.asarray(cfg.income_bands)
-    names = [f"{lo:g}-{hi:g}" if hi < 1e6 else f">={lo:g}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    names = [f"{lo:g}-{hi:g}" if hi < 1e6 else f">={lo:g}" for lo, hi in pairwise(edges)]
     band = np.clip(np.searchsorted(edges, X[:, MED_INC], side="right") - 1, 0, len(names) - 1)
     lat, lon = X[:, LATITUDE], X[:, LONGITUDE]
     region = np.where(lat >= 36.0, "other_north", "other_south").astype(object)
@@ -98,8 +101,16 @@ def median_latency_ms(predict: Predict, row: np.ndarray, calls: int = 200) -> fl
 
 def check_gates(metrics: dict[str, float], gates: GateParams) -> dict[str, dict[str, Any]]:
     return {
-        "r2_min": {"threshold": gates.r2_min, "value": metrics["r2"], "passed": metrics["r2"] >= gates.r2_min},
-        "mae_max": {"threshold": gates.mae_max, "value": metrics["mae"], "passed": metrics["mae"] <= gates.mae_max},
+        "r2_min": {
+            "threshold": gates.r2_min,
+            "value": metrics["r2"],
+            "passed": metrics["r2"] >= gates.r2_min,
+        },
+        "mae_max": {
+            "threshold": gates.mae_max,
+            "value": metrics["mae"],
+            "passed": metrics["mae"] <= gates.mae_max,
+        },
     }
 
 
@@ -161,7 +172,9 @@ def evaluate_stage(params: Params) -> dict[str, Any]:
     if not all(g["passed"] for g in gates.values()):
         atomic_write_json(paths.EVALUATION_FAILED_JSON, result)
         failed = "; ".join(
-            f"{name}: {g['value']:.4f} vs threshold {g['threshold']}" for name, g in gates.items() if not g["passed"]
+            f"{name}: {g['value']:.4f} vs threshold {g['threshold']}"
+            for name, g in gates.items()
+            if not g["passed"]
         )
         raise GateError(
             f"evaluate: quality gate(s) missed ({failed}); previous reports kept, "

@@ -164,23 +164,36 @@ def promote(cfg: RegisterParams, version: str | None = None, force: bool = False
         candidate = client.get_model_version(cfg.model_name, version)
     champion = _version_by_alias(client, cfg.model_name, CHAMPION)
     rule = cfg.promote
-    decision: dict[str, Any] = {"model_name": cfg.model_name, "candidate": str(candidate.version), "metric": rule.metric}
+    decision: dict[str, Any] = {
+        "model_name": cfg.model_name,
+        "candidate": str(candidate.version),
+        "metric": rule.metric,
+    }
     if champion is not None and champion.version == candidate.version:
-        return {**decision, "promoted": False, "reason": f"version {candidate.version} is already @{CHAMPION}"}
+        return {
+            **decision,
+            "promoted": False,
+            "reason": f"version {candidate.version} is already @{CHAMPION}",
+        }
     if champion is not None and not force:
-        if rule.require_same_holdout and candidate.tags.get("holdout_sha256") != champion.tags.get("holdout_sha256"):
+        if rule.require_same_holdout and candidate.tags.get("holdout_sha256") != champion.tags.get(
+            "holdout_sha256"
+        ):
             raise RegistryError(
                 f"promote: versions {candidate.version} and {champion.version} were evaluated on different "
                 "holdouts (tag holdout_sha256 differs); compare them on the same data or use --force"
             )
         new, old = _metric(client, candidate, rule.metric), _metric(client, champion, rule.metric)
-        better_or_equal = new <= old + rule.tolerance if rule.metric in LOWER_IS_BETTER else new >= old - rule.tolerance
+        better_or_equal = (
+            new <= old + rule.tolerance if rule.metric in LOWER_IS_BETTER else new >= old - rule.tolerance
+        )
         decision.update({"candidate_value": new, "champion": str(champion.version), "champion_value": old})
         if not better_or_equal:
             return {
                 **decision,
                 "promoted": False,
-                "reason": f"{rule.metric} {new:.4f} is worse than the champion's {old:.4f} (tolerance {rule.tolerance})",
+                "reason": f"{rule.metric} {new:.4f} is worse than the champion's {old:.4f} "
+                f"(tolerance {rule.tolerance})",
             }
     now = datetime.now(UTC).isoformat(timespec="seconds")
     previous = str(champion.version) if champion else None

@@ -57,7 +57,9 @@ def build_pipeline(train_params: TrainParams) -> Pipeline:
     return Pipeline([("features", HousingFeatures()), ("model", regressor)])
 
 
-def tune(pipeline: Pipeline, X: np.ndarray, y: np.ndarray, train_params: TrainParams) -> tuple[Pipeline, dict]:
+def tune(
+    pipeline: Pipeline, X: np.ndarray, y: np.ndarray, train_params: TrainParams
+) -> tuple[Pipeline, dict]:
     """Randomised search with K-fold CV on the training split only (the test split is never seen)."""
     if train_params.model != "hgb":
         raise DataError("train.tune: tuning is defined for model 'hgb' only")

@@ -20,7 +20,9 @@ from housing.data import read_csv
 from housing.errors import DataValidationError
 
 
-def _examples(frame: pd.DataFrame, mask: pd.Series | np.ndarray, column: str | None, limit: int) -> list[dict]:
+def _examples(
+    frame: pd.DataFrame, mask: pd.Series | np.ndarray, column: str | None, limit: int
+) -> list[dict]:
     rows = frame.index[np.asarray(mask)][:limit]
     if column is None:
         return [{"row": int(r)} for r in rows]
@@ -36,7 +38,14 @@ def _jsonable(value: Any) -> Any:
 
 
 def _check(name: str, column: str | None, rule: str, count: int, examples: list, passed: bool) -> dict:
-    return {"check": name, "column": column, "rule": rule, "count": count, "passed": passed, "examples": examples}
+    return {
+        "check": name,
+        "column": column,
+        "rule": rule,
+        "count": count,
+        "passed": passed,
+        "examples": examples,
+    }
 
 
 def validate_frame(frame: pd.DataFrame, rules: ValidateParams, columns: list[str]) -> list[dict[str, Any]]:
@@ -141,7 +150,9 @@ def describe_failures(source: Path, failed: list[dict[str, Any]]) -> str:
         if check["examples"]:
             first = check["examples"][0]
             example = f" (e.g. row {first['row']}" + (f": {first['value']!r})" if "value" in first else ")")
-        parts.append(f"{where}: {check['check']} rule '{check['rule']}' broken by {check['count']} row(s){example}")
+        parts.append(
+            f"{where}: {check['check']} rule '{check['rule']}' broken by {check['count']} row(s){example}"
+        )
     return f"{source} failed validation: " + "; ".join(parts)
 
 

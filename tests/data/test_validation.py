@@ -46,42 +46,65 @@ def test_clean_sample_passes_and_writes_report(good_frame, workdir, params):
 
 
 def test_missing_column(good_frame, workdir, params):
-    _expect_failure(good_frame.drop(columns="AveRooms"), workdir, params, r"AveRooms: schema rule 'column must be present'")
+    _expect_failure(
+        good_frame.drop(columns="AveRooms"),
+        workdir,
+        params,
+        r"AveRooms: schema rule 'column must be present'",
+    )
 
 
 def test_unexpected_column(good_frame, workdir, params):
-    _expect_failure(good_frame.assign(Extra=1.0), workdir, params, r"Extra: schema rule 'column is not in the schema'")
+    _expect_failure(
+        good_frame.assign(Extra=1.0), workdir, params, r"Extra: schema rule 'column is not in the schema'"
+    )
 
 
 def test_wrong_dtype_names_the_value(good_frame, workdir, params):
     frame = good_frame.astype({"HouseAge": object})
     frame.loc[3, "HouseAge"] = "old"
-    report = _expect_failure(frame, workdir, params, r"HouseAge: dtype rule 'values must be int' broken by 1 row\(s\) \(e\.g\. row 3: 'old'\)")
+    report = _expect_failure(
+        frame,
+        workdir,
+        params,
+        r"HouseAge: dtype rule 'values must be int' broken by 1 row\(s\) \(e\.g\. row 3: 'old'\)",
+    )
     assert report["failed"] >= 1
 
 
 def test_fractional_value_in_integer_column(good_frame, workdir, params):
     frame = good_frame.copy()
     frame.loc[7, "HouseAge"] = 12.5
-    _expect_failure(frame, workdir, params, r"HouseAge: dtype rule 'values must be whole numbers' broken by 1 row")
+    _expect_failure(
+        frame, workdir, params, r"HouseAge: dtype rule 'values must be whole numbers' broken by 1 row"
+    )
 
 
 def test_missing_values(good_frame, workdir, params):
     frame = good_frame.copy()
     frame.loc[[1, 2], "MedInc"] = np.nan
-    _expect_failure(frame, workdir, params, r"MedInc: missing rule 'missing/infinite share <= 0' broken by 2 row\(s\)")
+    _expect_failure(
+        frame, workdir, params, r"MedInc: missing rule 'missing/infinite share <= 0' broken by 2 row\(s\)"
+    )
 
 
 def test_out_of_range(good_frame, workdir, params):
     frame = good_frame.copy()
     frame.loc[5, "Latitude"] = 50.0
-    _expect_failure(frame, workdir, params, r"Latitude: range rule '32.4 <= value <= 42.1' broken by 1 row\(s\) \(e\.g\. row 5: 50\.0\)")
+    _expect_failure(
+        frame,
+        workdir,
+        params,
+        r"Latitude: range rule '32.4 <= value <= 42.1' broken by 1 row\(s\) \(e\.g\. row 5: 50\.0\)",
+    )
 
 
 def test_duplicates(good_frame, workdir, params):
     frame = good_frame.copy()
     frame.iloc[10] = frame.iloc[11]
-    _expect_failure(frame, workdir, params, r"<table>: duplicates rule 'duplicate-row share <= 0' broken by 1 row")
+    _expect_failure(
+        frame, workdir, params, r"<table>: duplicates rule 'duplicate-row share <= 0' broken by 1 row"
+    )
 
 
 def test_outlier_share(good_frame, workdir, params):

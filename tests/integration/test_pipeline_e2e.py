@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 def _run(cmd: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -93,14 +95,21 @@ def test_bad_data_stops_at_validate_and_keeps_last_good_outputs(repo_copy):
     repo, env = repo_copy
     if not (repo / "models/metadata.json").exists():
         _run(["dvc", "repro"], repo, env)
-    kept = {p: (repo / p).read_bytes() for p in ("models/metadata.json", "reports/metrics.json", "artifacts/test.csv")}
+    kept = {
+        p: (repo / p).read_bytes()
+        for p in ("models/metadata.json", "reports/metrics.json", "artifacts/test.csv")
+    }
     raw = repo / "data/raw/california_housing.csv"
     original = raw.read_bytes()
-    raw.write_bytes(original + b"1.0,20.0,5.0,1.0,1000.0,3.0,55.0,-120.0,2.0\n")  # latitude 55: not California
+    raw.write_bytes(
+        original + b"1.0,20.0,5.0,1.0,1000.0,3.0,55.0,-120.0,2.0\n"
+    )  # latitude 55: not California
     try:
         failed = _run(["dvc", "repro"], repo, env, check=False)
         assert failed.returncode != 0
-        assert "Latitude: range rule '32.4 <= value <= 42.1' broken by 1 row(s)" in failed.stderr + failed.stdout
+        assert (
+            "Latitude: range rule '32.4 <= value <= 42.1' broken by 1 row(s)" in failed.stderr + failed.stdout
+        )
         for path, content in kept.items():
             assert (repo / path).read_bytes() == content, f"{path} changed after a failed stage"
         assert json.loads((repo / "reports/validation_failed.json").read_text())["passed"] is False

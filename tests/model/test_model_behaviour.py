@@ -55,7 +55,9 @@ def test_prediction_does_not_depend_on_batch_composition(production_onnx, standa
     np.testing.assert_array_equal(batch, singles)
 
 
-def test_onnx_parity_with_sklearn_on_the_whole_test_split(production_pipeline, production_onnx, standard_split, params):
+def test_onnx_parity_with_sklearn_on_the_whole_test_split(
+    production_pipeline, production_onnx, standard_split, params
+):
     _, _, X_test, _ = standard_split
     diff = np.abs(onnx_predict(production_onnx, X_test) - production_pipeline.predict(X_test))
     assert diff.max() <= params.export.max_abs_diff

@@ -44,9 +44,9 @@ def test_read_csv_names_the_file_and_the_missing_column(tmp_path):
         read_csv(path, ["MedInc", "AveRooms"])
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(DataError, match="empty.csv: file is empty"):
+    with pytest.raises(DataError, match=r"empty\.csv: file is empty"):
         read_csv(empty)
-    with pytest.raises(DataError, match="nope.csv: file not found"):
+    with pytest.raises(DataError, match=r"nope\.csv: file not found"):
         read_csv(tmp_path / "nope.csv")
 
 

@@ -21,7 +21,9 @@ def store(tmp_path, monkeypatch):
     def add_challenger(mae: float, holdout: str = "holdout-1") -> str:
         with mlflow.start_run() as run:
             mlflow.log_metric("mae", mae)
-        version = client.create_model_version(NAME, source=f"{run.info.artifact_uri}/m", run_id=run.info.run_id)
+        version = client.create_model_version(
+            NAME, source=f"{run.info.artifact_uri}/m", run_id=run.info.run_id
+        )
         client.set_model_version_tag(NAME, version.version, "holdout_sha256", holdout)
         client.set_registered_model_alias(NAME, "challenger", version.version)
         return str(version.version)

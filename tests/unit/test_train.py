@@ -33,8 +33,14 @@ def test_float32_threshold_snapping_keeps_sklearn_predictions(small_split):
 def test_tuning_uses_cv_on_training_data_and_picks_from_the_grid(small_split):
     X, y, _, _ = small_split
     space = TuneParams(
-        enabled=True, n_iter=2, cv_folds=2, learning_rate=(0.1,), max_iter=(20, 40), max_leaf_nodes=(15,),
-        min_samples_leaf=(20,), l2_regularization=(0.0,),
+        enabled=True,
+        n_iter=2,
+        cv_folds=2,
+        learning_rate=(0.1,),
+        max_iter=(20, 40),
+        max_leaf_nodes=(15,),
+        min_samples_leaf=(20,),
+        l2_regularization=(0.0,),
     )
     pipe, summary = fit(X[:1000], y[:1000], TrainParams(tune=space))
     assert summary["tuning"]["best_params"]["max_iter"] in (20, 40)
@@ -44,7 +50,7 @@ def test_tuning_uses_cv_on_training_data_and_picks_from_the_grid(small_split):
 
 def test_tuning_is_only_defined_for_hgb(small_split):
     X, y, _, _ = small_split
-    with pytest.raises(DataError, match="train.tune"):
+    with pytest.raises(DataError, match=r"train\.tune"):
         fit(X[:200], y[:200], TrainParams(model="random_forest", tune={"enabled": True}))
 
 
