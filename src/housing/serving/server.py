@@ -1,0 +1,129 @@
+"""Build the serving app from settings and run it under uvicorn (uvloop + httptools), with JSON logs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from housing.errors import HousingError
+from housing.inference_log import InferenceLogWriter
+from housing.serving.app import Router, ServingApp
+from housing.serving.metrics import ServingMetrics
+from housing.serving.model import load_handle
+from housing.serving.settings import ServeSettings
+
+log = logging.getLogger("housing.serving")
+
+# Attributes every LogRecord has; anything else was passed with extra= and goes into the JSON line
+# (uvicorn's color_message duplicates the message with terminal escapes).
+_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, then the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+def build_app(settings: ServeSettings, *, metrics: ServingMetrics | None = None) -> ServingApp:
+    """Load and verify the model, wire metrics and the inference log. Raises on a bad/tampered model."""
+    metrics = metrics or ServingMetrics()
+    champion = load_handle(
+        settings.model_dir,
+        metrics=metrics,
+        variant="champion",
+        name=settings.model_name,
+        tolerance=settings.range_tolerance,
+        max_batch=settings.max_batch,
+        feedback_window=settings.feedback_window,
+    )
+    writer = None
+    if settings.inference_log_dir is not None:
+        writer = InferenceLogWriter(
+            settings.inference_log_dir,
+            max_bytes=settings.log_max_bytes,
+            rotate_seconds=settings.log_rotate_seconds,
+            max_files=settings.log_max_files,
+            max_pending_rows=settings.log_queue_rows,
+            flush_interval=settings.log_flush_interval,
+            on_drop=metrics.log_dropped.inc,
+        )
+        metrics.log_pending.set_function(lambda: writer.pending_rows)
+    return ServingApp(Router(champion), settings, metrics, writer)
+
+
+def run(settings: ServeSettings) -> None:
+    """Serve until SIGTERM/SIGINT: then stop accepting, answer in-flight requests, flush the log."""
+    import uvicorn
+
+    configure_logging(settings.log_format, settings.log_level)
+    started = time.perf_counter()
+    try:
+        app = build_app(settings)
+    except HousingError as exc:
+        log.error("refusing to start: %s", exc, extra={"model_dir": str(settings.model_dir)})
+        raise
+    log.info(
+        "model server starting",
+        extra={
+            "host": settings.host,
+            "port": settings.port,
+            "model_dir": str(settings.model_dir),
+            "inference_log_dir": str(settings.inference_log_dir),
+            "load_seconds": round(time.perf_counter() - started, 3),
+            "fault_error_rate": settings.fault_error_rate,
+            "fault_latency_ms": settings.fault_latency_ms,
+        },
+    )
+    if settings.fault_error_rate or settings.fault_latency_ms:
+        log.warning("fault injection is ON (testing only)")
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="auto",  # uvloop when installed
+        http="auto",  # httptools when installed
+        ws="none",
+        lifespan="on",
+        log_config=None,
+        access_log=settings.access_log,
+        server_header=False,
+        timeout_graceful_shutdown=settings.graceful_timeout,
+        timeout_keep_alive=30,
+    )
+    uvicorn.Server(config).run()
