@@ -2,8 +2,222 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
+if TYPE_CHECKING:
+    from housing.experiments.params import AbTestParams
 
-def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
+DEFAULT_PARAMS = Path("params.yaml")
+DEFAULT_LOG = Path("logs/inference")
+DEFAULT_VERDICT_JSON = Path("reports/abtest.json")
+DEFAULT_VERDICT_MD = Path("reports/abtest.md")
+
+abtest_app = typer.Typer(
+    help="Champion/challenger A/B tests decided by statistics (docs/abtest.md).", no_args_is_help=True
+)
+
+ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml (its abtest: section, if any).")]
+
+
+def register(app: typer.Typer, simulate: typer.Typer) -> None:
     """Add this subpackage's commands to the root app (and the ``simulate`` group)."""
+    app.add_typer(abtest_app, name="abtest")
+    simulate.command("traffic")(simulate_traffic)
+
+
+def _abtest_params(path: Path, **overrides: Any) -> AbTestParams:
+    """The ``abtest:`` section of params.yaml (defaults while it has none), with flag overrides validated."""
+    from pydantic import ValidationError
+
+    from housing.config import load_params
+    from housing.errors import ConfigError
+    from housing.experiments.params import AbTestParams
+
+    base = AbTestParams()
+    if path.exists() or path != DEFAULT_PARAMS:
+        base = getattr(load_params(path), "abtest", None) or base
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    if not updates:
+        return base
+    try:
+        return AbTestParams.model_validate({**base.model_dump(), **updates})
+    except ValidationError as exc:
+        problems = "; ".join(f"--{'-'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"abtest: {problems}") from None
+
+
+def _write_text(path: Path, text: str) -> None:
+    from housing.artifact import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode())
+
+
+@abtest_app.command("plan")
+def plan(
+    mde: Annotated[
+        float | None, typer.Option(help="Minimum detectable MAE effect (default from params).")
+    ] = None,
+    mde_kind: Annotated[
+        str | None, typer.Option(help="relative (share of the baseline MAE) or absolute ($100k).")
+    ] = None,
+    baseline_mae: Annotated[float | None, typer.Option(help="Champion MAE, for a relative MDE.")] = None,
+    sd: Annotated[float | None, typer.Option(help="Standard deviation of absolute errors.")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Two-sided false-positive rate.")] = None,
+    power: Annotated[float | None, typer.Option(help="Probability of detecting the MDE.")] = None,
+    from_log: Annotated[
+        Path | None, typer.Option(help="Estimate baseline MAE and sd from the champion arm of a (pilot) log.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the plan JSON here (analyze --plan reads it).")
+    ] = None,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Power analysis: print how many observations per arm the test needs ("need N per arm")."""
+    from housing.experiments.abtest import estimate_planning_inputs, make_plan
+
+    cfg = _abtest_params(params)
+    if from_log is not None:
+        pilot = estimate_planning_inputs(from_log, cfg)
+        typer.echo(
+            f"estimated from {pilot['n']} champion observations in {from_log}: MAE {pilot['mae']:.4f}, "
+            f"sd of absolute errors {pilot['sd']:.4f}"
+        )
+        baseline_mae = pilot["mae"] if baseline_mae is None else baseline_mae
+        sd = pilot["sd"] if sd is None else sd
+    result = make_plan(
+        cfg, mde=mde, mde_kind=mde_kind, baseline_mae=baseline_mae, sd=sd, alpha=alpha, power=power
+    )
+    typer.echo(result.describe())
+    if out is not None:
+        from housing.artifact import atomic_write_json
+
+        atomic_write_json(out, result.to_dict())
+        typer.echo(f"plan -> {out}")
+
+
+@abtest_app.command("analyze")
+def analyze(
+    log: Annotated[Path, typer.Option(help="Inference log file or directory.")] = DEFAULT_LOG,
+    out_json: Annotated[Path, typer.Option(help="Verdict JSON.")] = DEFAULT_VERDICT_JSON,
+    out_md: Annotated[Path, typer.Option(help="Verdict markdown (PR comment / Slack).")] = DEFAULT_VERDICT_MD,
+    plan_file: Annotated[
+        Path | None, typer.Option("--plan", help="Plan JSON from `abtest plan --out` (default: from params).")
+    ] = None,
+    method: Annotated[str | None, typer.Option(help="fixed_horizon or msprt (default from params).")] = None,
+    design: Annotated[
+        str | None, typer.Option(help="auto, paired or unpaired (default from params).")
+    ] = None,
+    print_markdown: Annotated[bool, typer.Option("--print", help="Also print the markdown.")] = False,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Join predictions with feedback, compare the variants, write the verdict (JSON + markdown)."""
+    from housing.artifact import atomic_write_json
+    from housing.experiments.abtest import AbTestError, analyze_log, make_plan, plan_from_dict
+    from housing.experiments.abtest_report import render_markdown
+
+    cfg = _abtest_params(params, method=method, design=design)
+    if plan_file is not None:
+        try:
+            chosen = plan_from_dict(json.loads(plan_file.read_text()), str(plan_file))
+        except FileNotFoundError:
+            raise AbTestError(f"{plan_file}: plan file not found") from None
+        except ValueError as exc:
+            raise AbTestError(f"{plan_file}: not valid JSON ({exc})") from None
+    else:
+        chosen = make_plan(cfg)
+    typer.echo(chosen.describe())  # before any result: the horizon is fixed up front
+    result = analyze_log(log, cfg, chosen)
+    atomic_write_json(out_json, result)
+    _write_text(out_md, render_markdown(result))
+    typer.echo(f"verdict: {result['verdict']}: {result['reason']}")
+    typer.echo(f"-> {out_json}, {out_md}")
+    if print_markdown:
+        typer.echo(render_markdown(result))
+
+
+@abtest_app.command("promote")
+def promote(
+    verdict: Annotated[Path, typer.Option(help="Verdict JSON from `abtest analyze`.")] = DEFAULT_VERDICT_JSON,
+    overlay: Annotated[Path, typer.Option(help="Kustomize overlay to roll out.")] = Path(
+        "k8s/overlays/production"
+    ),
+    image: Annotated[
+        str | None, typer.Option(help="Image to roll out (default: overlay repository:<challenger version>).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Check the verdict and print the change; leave MLflow.")
+    ] = False,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Apply a challenger_wins verdict: MLflow @champion -> the tested challenger; print the k8s change."""
+    from housing.config import RegisterParams, load_params
+    from housing.experiments.promotion import promote_verdict
+
+    register_params = load_params(params).register_ if params.exists() else RegisterParams()
+    result = promote_verdict(verdict, register_params, overlay=overlay, image=image, dry_run=dry_run)
+    if dry_run:
+        typer.echo(
+            f"dry run: {result['verdict']} for model version {result['model_version']}; MLflow unchanged"
+        )
+    else:
+        registry = result["registry"]
+        if registry.get("promoted"):
+            typer.echo(
+                f"@champion -> version {registry['champion']} ({result['model_version']}); "
+                f"previous champion {registry.get('previous')}"
+            )
+        else:
+            typer.echo(f"not promoted: {registry.get('reason')}")
+    typer.echo(result["rollout"])
+
+
+def simulate_traffic(
+    url: Annotated[str, typer.Option(help="Model server base URL.")] = "http://127.0.0.1:8080",
+    model: Annotated[str | None, typer.Option(help="Model name (default: the server's first).")] = None,
+    csv: Annotated[Path, typer.Option(help="Houses to replay (raw columns; target for feedback).")] = Path(
+        "artifacts/test.csv"
+    ),
+    scenario: Annotated[str, typer.Option(help="Drift scenario (housing simulate window --list).")] = "none",
+    houses: Annotated[
+        int | None, typer.Option(help="Houses to draw (default: one per request, at most the CSV's rows).")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Requests started per second, at most.")] = 50.0,
+    requests: Annotated[int, typer.Option(help="Requests to send, at most.")] = 1000,
+    duration: Annotated[float, typer.Option(help="Seconds of traffic, at most.")] = 60.0,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight, at most.")] = 8,
+    feedback_share: Annotated[float, typer.Option(help="Share of requests that get ground truth.")] = 1.0,
+    feedback_delay: Annotated[float, typer.Option(help="Seconds before the ground truth is posted.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seeds the houses, their order and the feedback draw.")] = 7,
+    out_json: Annotated[Path | None, typer.Option(help="Write the summary JSON here.")] = None,
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """Replay held-out houses against a running server (X-Routing-Key: house id); post delayed feedback."""
+    import asyncio
+
+    from housing.config import DataParams, load_params
+    from housing.experiments.traffic import TrafficConfig, format_summary, load_houses, run_traffic
+
+    config = TrafficConfig(
+        url=url.rstrip("/"),
+        model=model,
+        rate=rate,
+        requests=requests,
+        duration=duration,
+        concurrency=concurrency,
+        feedback_share=feedback_share,
+        feedback_delay=feedback_delay,
+        seed=seed,
+    )
+    data_params = load_params(params).data if params.exists() else DataParams()
+    chosen = load_houses(csv, data_params, scenario=scenario, houses=houses, needed=requests, seed=seed)
+    summary = asyncio.run(run_traffic(config, chosen))
+    typer.echo(format_summary(summary))
+    if out_json is not None:
+        from housing.artifact import atomic_write_json
+
+        atomic_write_json(out_json, summary)
+        typer.echo(f"summary -> {out_json}")

@@ -1,0 +1,141 @@
+"""Apply a ``challenger_wins`` A/B verdict: move MLflow's @champion alias, print the k8s rollout change."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from housing.experiments.abtest import AbTestError, Verdict
+
+IMAGE_NAME = "housing-model"  # the image name kustomize `images:` rewrites (k8s/base/kustomization.yaml)
+ISVC_NAME = "housing"  # k8s/base/inferenceservice.yaml
+CONTAINER_INDEX = 0
+
+
+def load_verdict(path: Path) -> dict[str, Any]:
+    """Read a verdict JSON written by ``housing abtest analyze``; errors name the file and the field."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise AbTestError(f"{path}: verdict file not found (run `housing abtest analyze` first)") from None
+    except ValueError as exc:
+        raise AbTestError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("verdict") not in {v.value for v in Verdict}:
+        raise AbTestError(f"{path}: field 'verdict' must be one of {[v.value for v in Verdict]}")
+    return data
+
+
+def challenger_model_version(verdict: dict[str, Any], source: Path) -> str:
+    """The one model version the verdict's challenger arm served."""
+    try:
+        versions = verdict["variants"]["challenger"]["model_versions"]
+    except (KeyError, TypeError):
+        raise AbTestError(f"{source}: field 'variants.challenger.model_versions' is missing") from None
+    if len(versions) != 1:
+        raise AbTestError(
+            f"{source}: variants.challenger.model_versions must name exactly one version, got {versions}"
+        )
+    return str(versions[0])
+
+
+def require_challenger_wins(verdict: dict[str, Any], source: Path) -> None:
+    if verdict["verdict"] != Verdict.CHALLENGER_WINS:
+        raise AbTestError(
+            f"{source}: verdict is {verdict['verdict']!r} ({verdict.get('reason', 'no reason given')}); "
+            f"promote applies only a {Verdict.CHALLENGER_WINS.value!r} verdict, nothing was changed"
+        )
+
+
+def registry_version_of(model_name: str, model_version: str) -> str:
+    """The registered version of ``model_name`` tagged ``model_version`` (the exact model the test served)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    from housing.registry import tracking_uri
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri())
+    escaped = model_name.replace("'", "\\'")
+    candidates = [
+        v
+        for v in client.search_model_versions(f"name='{escaped}'")
+        if v.tags.get("model_version") == model_version
+    ]
+    if not candidates:
+        raise AbTestError(
+            f"registry: no version of model {model_name!r} is tagged model_version={model_version!r} "
+            "(the challenger the A/B test served); register it with `housing register` first"
+        )
+    return str(max(candidates, key=lambda v: int(v.version)).version)
+
+
+def _overlay_settings(overlay: Path) -> tuple[str, str | None]:
+    """(image repository, namespace) declared by a kustomize overlay; defaults when it does not say."""
+    import yaml
+
+    path = overlay / "kustomization.yaml"
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise AbTestError(f"{path}: kustomization not found (pass --overlay k8s/overlays/<env>)") from None
+    except yaml.YAMLError as exc:
+        raise AbTestError(f"{path}: not valid YAML ({exc})") from None
+    repository = IMAGE_NAME
+    for image in data.get("images") or []:
+        if isinstance(image, dict) and image.get("name") == IMAGE_NAME:
+            repository = image.get("newName") or IMAGE_NAME
+    return repository, data.get("namespace")
+
+
+def rollout_instructions(overlay: Path, image: str | None, model_version: str) -> str:
+    """The k8s change that rolls the new champion out, as shell commands to review and run (printed only)."""
+    repository, namespace = _overlay_settings(overlay)
+    image = image or f"{repository}:{model_version}"
+    ns = f"-n {shlex.quote(namespace)} " if namespace else ""
+    patch = json.dumps(
+        [{"op": "replace", "path": f"/spec/predictor/containers/{CONTAINER_INDEX}/image", "value": image}]
+    )
+    return "\n".join(
+        [
+            f"# Roll the new champion out ({image}; the image must bake model version {model_version}).",
+            "# 1. GitOps: pin the image in the overlay and commit the change",
+            f"(cd {shlex.quote(str(overlay))} && kustomize edit set image {IMAGE_NAME}={shlex.quote(image)})",
+            "# 2. Progressive rollout with Prometheus analysis and automatic rollback (docs/kubernetes.md)",
+            f'housing canary --image {shlex.quote(image)} {ns}--prometheus-url "$PROMETHEUS_URL"',
+            "# or, without the canary controller, the equivalent InferenceService JSON patch:",
+            f"kubectl {ns}patch inferenceservice {ISVC_NAME} --type json -p {shlex.quote(patch)}",
+        ]
+    )
+
+
+def promote_verdict(
+    verdict_path: Path,
+    register_params: Any,
+    *,
+    overlay: Path,
+    image: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Check the verdict, move @champion to the tested challenger, and return the rollout instructions.
+
+    ``force=True`` skips the registry's offline rule (at least as good on the same holdout): a
+    ``challenger_wins`` verdict is stronger evidence (live traffic, ground truth, a significance test), and a
+    challenger retrained on new data has a different holdout by design.
+    """
+    verdict = load_verdict(verdict_path)
+    require_challenger_wins(verdict, verdict_path)
+    model_version = challenger_model_version(verdict, verdict_path)
+    result: dict[str, Any] = {
+        "verdict": verdict["verdict"],
+        "model_version": model_version,
+        "dry_run": dry_run,
+    }
+    if not dry_run:
+        from housing.registry import promote
+
+        version = registry_version_of(register_params.model_name, model_version)
+        result["registry"] = promote(register_params, version=version, force=True)
+    result["rollout"] = rollout_instructions(overlay, image, model_version)
+    return result
