@@ -2,8 +2,133 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 
 def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
     """Add this subpackage's commands to the root app (and the ``simulate`` group)."""
+    app.command("canary")(canary)
+
+
+def _parse_steps(text: str) -> tuple[int, ...]:
+    from housing.deploy.isvc import CanaryError
+
+    try:
+        return tuple(int(part) for part in text.replace("→", ",").split(",") if part.strip())
+    except ValueError as exc:
+        raise CanaryError(f"--steps {text!r}: expected comma-separated integers like 10,50,100") from exc
+
+
+def canary(
+    image: Annotated[
+        str | None, typer.Option(help="Image to roll out; default: continue the canary already in the spec.")
+    ] = None,
+    name: Annotated[str, typer.Option(help="InferenceService name.")] = "housing",
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace.")] = "housing-production",
+    steps: Annotated[str, typer.Option(help="Traffic percents, ending with 100 (= promote).")] = "10,50,100",
+    prometheus_url: Annotated[
+        str, typer.Option(envvar="PROMETHEUS_URL", help="Prometheus base URL (HTTP API).")
+    ] = "http://localhost:9090",
+    analysis_window: Annotated[float, typer.Option(help="Seconds of analysis per step.")] = 300.0,
+    interval: Annotated[float, typer.Option(help="Seconds between analysis polls.")] = 30.0,
+    rate_window: Annotated[str, typer.Option(help="PromQL range of rate()/increase() per poll.")] = "1m",
+    failure_limit: Annotated[int, typer.Option(help="Failing polls that abort a step.")] = 2,
+    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for the canary to be ready.")] = 600.0,
+    poll: Annotated[float, typer.Option(help="Seconds between readiness polls.")] = 5.0,
+    max_error_rate: Annotated[float, typer.Option(help="Absolute error-rate limit of the canary.")] = 0.01,
+    error_rate_margin: Annotated[
+        float, typer.Option(help="Allowed error-rate increase over stable.")
+    ] = 0.005,
+    max_p95_ms: Annotated[float, typer.Option(help="Absolute p95 latency limit (ms).")] = 100.0,
+    latency_ratio: Annotated[float, typer.Option(help="Allowed p95 ratio canary/stable.")] = 1.5,
+    max_mae: Annotated[float, typer.Option(help="Absolute MAE limit (only when feedback exists).")] = 0.40,
+    mae_ratio: Annotated[float, typer.Option(help="Allowed MAE ratio canary/stable.")] = 1.10,
+    min_requests: Annotated[
+        float, typer.Option(help="Canary requests per rate window needed to judge.")
+    ] = 20.0,
+    kubeconfig: Annotated[
+        Path | None, typer.Option(help="kubeconfig file (default: in-cluster or ~/.kube).")
+    ] = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context.")] = None,
+    slack_webhook_url: Annotated[
+        str | None, typer.Option(envvar="SLACK_WEBHOOK_URL", help="Slack incoming webhook for the summary.")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Print the patches that would be sent; change nothing.")
+    ] = False,
+    retry: Annotated[
+        bool, typer.Option(help="Analyse a rolled-back canary (canaryTrafficPercent 0) again.")
+    ] = False,
+    abort: Annotated[bool, typer.Option(help="Roll back now (canaryTrafficPercent 0) and exit 1.")] = False,
+) -> None:
+    """Roll out a KServe canary step by step with Prometheus analysis; promote or roll back.
+
+    Exit code 0: promoted, nothing to do, or dry run. 1: rolled back. 2: usage/cluster error.
+    """
+    import json
+
+    from housing.deploy.analysis import Prometheus, Thresholds
+    from housing.deploy.canary import CanaryController, CanaryPlan
+    from housing.deploy.isvc import CanaryError
+    from housing.deploy.kube import KubeInferenceService
+    from housing.deploy.notify import notify_slack
+
+    target = f"{namespace}/{name}"
+    plan = CanaryPlan(
+        steps=_parse_steps(steps),
+        ready_timeout_s=ready_timeout,
+        poll_s=poll,
+        analysis_window_s=analysis_window,
+        interval_s=interval,
+        rate_window=rate_window,
+        failure_limit=failure_limit,
+    )
+    thresholds = Thresholds(
+        max_error_rate=max_error_rate,
+        error_rate_margin=error_rate_margin,
+        max_p95_latency_s=max_p95_ms / 1000,
+        latency_ratio=latency_ratio,
+        max_mae=max_mae,
+        mae_ratio=mae_ratio,
+        min_requests=min_requests,
+    )
+    prometheus = Prometheus(prometheus_url)
+    if not (dry_run or abort):
+        prometheus.scalar("vector(1)")  # fail fast (exit 2, nothing patched) when Prometheus is unreachable
+    controller = CanaryController(
+        KubeInferenceService(
+            name, namespace, kubeconfig=str(kubeconfig) if kubeconfig else None, context=context
+        ),
+        prometheus,
+        target=target,
+        namespace=namespace,
+        plan=plan,
+        thresholds=thresholds,
+    )
+    try:
+        result = controller.abort() if abort else controller.run(image, dry_run=dry_run, retry=retry)
+    except CanaryError as exc:
+        if slack_webhook_url and not dry_run:
+            notify_slack(
+                slack_webhook_url, f"canary {target}: ERROR - {exc} (state left as is; re-run to resume)"
+            )
+        raise
+    except KeyboardInterrupt:
+        typer.echo(
+            f"canary {target}: interrupted; the InferenceService is left as is. Re-run the same "
+            "command to resume, or pass --abort to roll back.",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    summary = result.summary()
+    typer.echo(summary)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(result.as_dict(), indent=2, default=str))
+    if slack_webhook_url and result.outcome in ("promoted", "rolled_back"):
+        notify_slack(slack_webhook_url, summary)
+    raise typer.Exit(result.exit_code)

@@ -1,0 +1,297 @@
+"""`housing canary` end to end with real processes on 127.0.0.1.
+
+Real: three model servers (`housing serve`: stable, a good canary, a canary that fails 50% of predictions,
+and a canary 250 ms slower), a real Prometheus scraping them every second, the real `housing canary` CLI
+and the official kubernetes client. The only fake: the Kubernetes API (no API server can be had here), a
+local stand-in that follows KServe's canary status semantics. Traffic is split between the servers by the
+canaryTrafficPercent the controller sets, as KServe would.
+
+Prometheus' static scrape labels mimic the PodMonitor's relabelling: each server's series carry
+namespace/isvc/revision labels, the revision being what Knative would name it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from kserve_standin import KServeStandin, KubeApiStandin
+from procutil import free_port, require, running
+
+ROOT = Path(__file__).resolve().parents[3]
+HOUSING = str(Path(sys.executable).with_name("housing"))
+NAMESPACE = "housing-test"
+STABLE_IMAGE = "registry.local/housing:v1"
+# image -> (revision name Knative would give it, fault-injection flags of its server)
+SERVERS = {
+    STABLE_IMAGE: ("housing-predictor-00001", []),
+    "registry.local/housing:good": ("housing-predictor-00002", []),
+    "registry.local/housing:errors": ("housing-predictor-00003", ["--fault-error-rate", "0.5"]),
+    "registry.local/housing:slow": ("housing-predictor-00004", ["--fault-latency-ms", "250"]),
+}
+ROW = [3.87, 28.0, 5.43, 1.10, 1425.0, 3.07, 35.63, -119.57]  # a typical district, FEATURES order
+# Seconds instead of minutes: 1 s scrapes, 10 s rate window, 10 s analysis per step.
+FAST_PLAN = (
+    "--analysis-window 10 --interval 1 --rate-window 10s --ready-timeout 15 --poll 0.2 --min-requests 10"
+)
+FAST_PLAN_ARGS = [*FAST_PLAN.split(), "--failure-limit", "2"]
+
+pytestmark = pytest.mark.integration
+
+
+def serve_help_mentions_faults() -> bool:
+    # Wide help: rich would otherwise shorten long option names to fit 80 columns.
+    env = {**os.environ, "COLUMNS": "300"}
+    proc = subprocess.run([HOUSING, "serve", "--help"], capture_output=True, text=True, timeout=60, env=env)
+    return (
+        proc.returncode == 0 and "--fault-error-rate" in proc.stdout and "--fault-latency-ms" in proc.stdout
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(request, tmp_path_factory):
+    """Model servers + Prometheus shared by this module's scenarios: ({revision: port}, prometheus URL)."""
+    prometheus = require("prometheus", "run `make k8s-tools` (Debian prometheus)")
+    if not serve_help_mentions_faults():
+        pytest.skip(
+            "SKIPPED LOUDLY: `housing serve` with --fault-error-rate/--fault-latency-ms is not available"
+        )
+    model_dir = request.getfixturevalue("model_dir")  # trains a small model: only once the tools exist
+    tmp = tmp_path_factory.mktemp("canary-stack")
+    ports = {revision: free_port() for revision, _ in SERVERS.values()}
+    with _servers(tmp, model_dir, ports), PrometheusProcess(prometheus, tmp, ports) as prometheus_url:
+        yield ports, prometheus_url
+
+
+def _servers(tmp: Path, model_dir: Path, ports: dict[str, int]):
+    from contextlib import ExitStack
+
+    stack = ExitStack()
+    for revision, faults in SERVERS.values():
+        env = os.environ | {
+            "HOUSING_MODEL_DIR": str(model_dir),
+            "HOUSING_HOST": "127.0.0.1",
+            "HOUSING_PORT": str(ports[revision]),
+            "HOUSING_MODEL_NAME": "housing",
+            "HOUSING_INFERENCE_LOG_DIR": str(tmp / f"log-{revision}"),
+            "OMP_NUM_THREADS": "1",
+        }
+        cmd = [HOUSING, "serve", "--host", "127.0.0.1", "--port", str(ports[revision]), *faults]
+        url = f"http://127.0.0.1:{ports[revision]}/v2/health/ready"
+        stack.enter_context(running(cmd, tmp / f"serve-{revision}.log", url, env=env, timeout=60))
+    return stack
+
+
+class PrometheusProcess:
+    def __init__(self, binary: str, tmp: Path, ports: dict[str, int]) -> None:
+        from housing.monitoring.promrules import rule_groups
+
+        self.port = free_port()
+        (tmp / "rules.yml").write_text(
+            yaml.safe_dump(rule_groups(ROOT / "k8s/monitoring/prometheusrule.yaml"))
+        )
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(tmp / "rules.yml")],
+            "scrape_configs": [
+                {
+                    "job_name": "housing-model",
+                    "static_configs": [
+                        {
+                            "targets": [f"127.0.0.1:{port}"],
+                            "labels": {
+                                "namespace": NAMESPACE,
+                                "isvc": "housing",
+                                "component": "predictor",
+                                "revision": revision,
+                            },
+                        }
+                        for revision, port in ports.items()
+                    ],
+                }
+            ],
+        }
+        (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.cmd = [
+            binary,
+            f"--config.file={tmp / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--log.level=warn",
+        ]
+        self.ctx = running(self.cmd, tmp / "prometheus.log", f"http://127.0.0.1:{self.port}/-/ready")
+
+    def __enter__(self) -> str:
+        self.ctx.__enter__()
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc):
+        return self.ctx.__exit__(*exc)
+
+
+class Traffic:
+    """Sends predictions split like KServe would: canary share from the stand-in's status traffic."""
+
+    def __init__(self, standin: KServeStandin, ports: dict[str, int], rate: float = 60.0) -> None:
+        self.standin, self.ports, self.pause = standin, ports, 1.0 / rate
+        self.sent: dict[str, int] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.body = json.dumps({"instances": [ROW]})
+
+    def __enter__(self) -> Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+    def _loop(self) -> None:
+        rng = random.Random(0)
+        conns: dict[str, http.client.HTTPConnection] = {}
+        while not self.stop.is_set():
+            canary, percent = self.standin.canary_share()
+            revision = canary if canary and rng.random() * 100 < percent else self.standin.stable_revision()
+            conn = conns.setdefault(
+                revision, http.client.HTTPConnection("127.0.0.1", self.ports[revision], timeout=5)
+            )
+            try:
+                conn.request(
+                    "POST",
+                    "/v1/models/housing:predict",
+                    body=self.body,
+                    headers={"Content-Type": "application/json"},
+                )
+                conn.getresponse().read()
+                self.sent[revision] = self.sent.get(revision, 0) + 1
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conns.pop(revision, None)
+            time.sleep(self.pause)
+
+
+class SlackRecorder:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                outer.messages.append(
+                    json.loads(self.rfile.read(int(self.headers["Content-Length"])))["text"]
+                )
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T000/B000/x"
+
+
+def run_canary(stack, tmp_path: Path, image: str, slack: SlackRecorder | None = None):
+    ports, prometheus_url = stack
+    standin = KServeStandin(
+        "housing", NAMESPACE, STABLE_IMAGE, revision_names={img: rev for img, (rev, _) in SERVERS.items()}
+    )
+    with KubeApiStandin(standin) as api, Traffic(standin, ports) as traffic:
+        time.sleep(2)  # stable traffic exists before the rollout, as in production
+        env = os.environ | {"HOUSING_LOG_LEVEL": "INFO"}
+        env.pop("SLACK_WEBHOOK_URL", None)
+        if slack:
+            env["SLACK_WEBHOOK_URL"] = slack.url
+        proc = subprocess.run(
+            [
+                HOUSING,
+                "canary",
+                "--image",
+                image,
+                "--name",
+                "housing",
+                "-n",
+                NAMESPACE,
+                "--kubeconfig",
+                str(api.kubeconfig(tmp_path)),
+                "--prometheus-url",
+                prometheus_url,
+                "--report",
+                str(tmp_path / "report.json"),
+                *FAST_PLAN_ARGS,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    report = json.loads((tmp_path / "report.json").read_text()) if (tmp_path / "report.json").exists() else {}
+    return proc, report, standin, traffic
+
+
+def percents(standin: KServeStandin) -> list:
+    return [p["spec"]["predictor"].get("canaryTrafficPercent", "keep") for p in standin.patches]
+
+
+def test_good_canary_is_promoted(stack, tmp_path):
+    proc, report, standin, traffic = run_canary(stack, tmp_path, "registry.local/housing:good")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["outcome"] == "promoted"
+    assert percents(standin) == [10, 50, None]
+    assert "canaryTrafficPercent" not in standin.predictor
+    assert standin.stable_revision() == "housing-predictor-00002"
+    passed = [s for s in report["steps"] if s["outcome"] == "passed"]
+    assert [s["percent"] for s in passed] == [10, 50]
+    for step in passed:  # judged on real data: enough canary requests, low error rate and latency
+        checks = {c["name"]: c for v in step["verdicts"] if v["passed"] for c in v["checks"]}
+        assert checks["error rate"]["canary"] == 0.0
+        assert checks["p95 latency (s)"]["canary"] < 0.1
+    assert traffic.sent.get("housing-predictor-00002", 0) > 50
+
+
+@pytest.mark.parametrize(
+    ("image", "failed_check"),
+    [("registry.local/housing:errors", "error rate"), ("registry.local/housing:slow", "p95 latency")],
+)
+def test_bad_canary_is_rolled_back(stack, tmp_path, image, failed_check):
+    slack = SlackRecorder()
+    try:
+        proc, report, standin, _traffic = run_canary(stack, tmp_path, image, slack)
+    finally:
+        slack.server.shutdown()
+        slack.server.server_close()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert report["outcome"] == "rolled_back"
+    assert failed_check in report["reason"]
+    assert percents(standin) == [10, 0]
+    assert standin.predictor["canaryTrafficPercent"] == 0
+    assert standin.stable_revision() == "housing-predictor-00001"
+    assert "ROLLED BACK" in proc.stdout
+    assert failed_check in proc.stdout
+    assert len(slack.messages) == 1
+    assert "ROLLED BACK" in slack.messages[0]
+
+
+def test_alert_rules_evaluate_cleanly_on_real_series(stack):
+    """The PrometheusRule's expressions run against real server metrics without evaluation errors."""
+    _, prometheus_url = stack
+    with __import__("urllib.request").request.urlopen(f"{prometheus_url}/api/v1/rules", timeout=10) as resp:
+        groups = json.loads(resp.read())["data"]["groups"]
+    rules = [r for g in groups for r in g["rules"]]
+    assert len(rules) == 6
+    assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
