@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from housing.errors import ConfigError
+from housing.experiments.params import AbTestParams
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 
@@ -204,6 +205,7 @@ class Params(Strict):
     evaluate: EvaluateParams = EvaluateParams()
     drift: DriftParams = DriftParams()
     register_: Annotated[RegisterParams, Field(alias="register")] = RegisterParams()
+    abtest: AbTestParams = AbTestParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
