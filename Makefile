@@ -119,20 +119,6 @@ OVERLAY ?= staging
 NAMESPACE ?= housing-$(OVERLAY)
 DEPLOY_BUILD := build/deploy
 LOG_DIR ?= logs/inference
-# Rewrites the housing-model entry of `images:` in a kustomization (a copy under build/): IMAGE may be
-# repo:tag, repo@sha256:... or repo:tag@sha256:... (Debian has no kustomize binary for `kustomize edit`).
-SET_IMAGE_PY := import sys, yaml; image, path = sys.argv[1:]; doc = yaml.safe_load(open(path)); \
-name, at, digest = image.partition("@"); last = name.rsplit("/", 1)[-1]; \
-repo, tag = (name.rsplit(":", 1) if ":" in last else (name, "")); \
-entry = next(e for e in doc["images"] if e["name"] == "housing-model"); entry.clear(); \
-entry.update(name="housing-model", newName=repo, **({"newTag": tag} if tag else {}), \
-**({"digest": digest} if at else {})); open(path, "w").write(yaml.safe_dump(doc, sort_keys=False))
-# Refuses to promote a registration made against another tracking server or for another model artifact.
-CHECK_REGISTRATION_PY := import json, os, sys; reg = json.load(open("reports/registration.json")); \
-meta = json.load(open("models/metadata.json")); uri = os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"); \
-bad = [] if reg["tracking_uri"] == uri else ["tracking_uri {!r} is not MLFLOW_TRACKING_URI {!r}".format(reg["tracking_uri"], uri)]; \
-bad += [] if reg["model_version"] == meta["model_version"] else ["model_version {!r} is not that of models/ ({!r})".format(reg["model_version"], meta["model_version"])]; \
-sys.exit("reports/registration.json: " + "; ".join(bad)) if bad else print(reg["version"])
 
 .PHONY: workflows-check
 workflows-check: $(STAMP) ## GitHub workflows offline: zizmor, JSON schemas, shellcheck of run: scripts, hadolint, tests
@@ -172,24 +158,18 @@ push-artifacts: $(STAMP) ## dvc push data and pipeline outputs to the team's rem
 	$(BIN)/dvc push
 
 .PHONY: model-artifact
-model-artifact: data ## models/ as pinned by dvc.lock (dvc pull, else rebuild and verify) + reports/registration.json
+model-artifact: data ## models/ as pinned by dvc.lock (dvc pull, else rebuild and verify)
 	if ! $(BIN)/dvc pull models; then echo "dvc pull models failed: rebuilding (dvc repro export)" >&2; \
 	  $(BIN)/dvc repro export; fi
 	@git diff --quiet -- dvc.lock || { echo "model-artifact: the rebuilt models/ differ from dvc.lock: dvc push \
 	the pinned artifacts from where they were made" >&2; git diff --stat -- dvc.lock >&2; exit 1; }
 	$(BIN)/python -c "from pathlib import Path; from housing.artifact import load_verified; \
 	m, _ = load_verified(Path('models')); print('model artifact', m.model_version, m.onnx_sha256[:12])"
-	$(BIN)/dvc pull reports/registration.json || echo "warning: reports/registration.json not in the DVC remote; \
-	make promote-deployed will refuse to run" >&2
 
 .PHONY: deploy-render
 deploy-render: $(STAMP) ## Render k8s/overlays/OVERLAY with IMAGE into build/deploy/OVERLAY.yaml (k8s/ unchanged)
 	@test -n "$(IMAGE)" || { echo "deploy-render: set IMAGE=<registry>/<repo>@sha256:<digest>" >&2; exit 2; }
-	@test -d k8s/overlays/$(OVERLAY) || { echo "deploy-render: no overlay k8s/overlays/$(OVERLAY)" >&2; exit 2; }
-	rm -rf $(DEPLOY_BUILD) && mkdir -p $(DEPLOY_BUILD) && cp -R k8s $(DEPLOY_BUILD)/k8s
-	$(BIN)/python -c '$(SET_IMAGE_PY)' "$(IMAGE)" $(DEPLOY_BUILD)/k8s/overlays/$(OVERLAY)/kustomization.yaml
-	kubectl kustomize $(DEPLOY_BUILD)/k8s/overlays/$(OVERLAY) > $(DEPLOY_BUILD)/$(OVERLAY).yaml
-	@echo "rendered $(DEPLOY_BUILD)/$(OVERLAY).yaml with image $(IMAGE)"
+	$(BIN)/housing render --image "$(IMAGE)" --overlay "$(OVERLAY)" --out-dir $(DEPLOY_BUILD)
 
 .PHONY: deploy
 deploy: deploy-render ## Roll IMAGE out to OVERLAY: housing canary on the live InferenceService, then kubectl apply
@@ -200,8 +180,5 @@ deploy: deploy-render ## Roll IMAGE out to OVERLAY: housing canary on the live I
 	kubectl apply -f $(DEPLOY_BUILD)/$(OVERLAY).yaml
 
 .PHONY: promote-deployed
-promote-deployed: $(STAMP) ## Move MLflow @champion to the version in reports/registration.json (after a canary)
-	@test -f reports/registration.json -a -f models/metadata.json || { echo "promote-deployed: needs \
-	reports/registration.json and models/metadata.json (make model-artifact)" >&2; exit 2; }
-	version=$$($(BIN)/python -c '$(CHECK_REGISTRATION_PY)') && \
-	$(BIN)/housing promote --version "$$version" --force
+promote-deployed: $(STAMP) ## Move MLflow @champion to the registered version of the model in models/ (after a canary)
+	$(BIN)/housing promote --model-dir models --force

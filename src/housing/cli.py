@@ -151,12 +151,24 @@ def register(params: ParamsOpt = DEFAULT_PARAMS_PATH) -> None:
 def promote(
     params: ParamsOpt = DEFAULT_PARAMS_PATH,
     version: Annotated[str | None, typer.Option(help="Version to promote; default @challenger")] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(help="Promote the registered version of this artifact (its metadata's model_version)."),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Skip the at-least-as-good rule.")] = False,
 ) -> None:
     """Move @champion to the challenger when it is at least as good on the same holdout."""
     from housing.registry import promote as run
 
-    _echo_json(run(_params(params).register_, version=version, force=force))
+    cfg = _params(params).register_
+    if model_dir is not None:
+        if version is not None:
+            raise typer.BadParameter("give --version or --model-dir, not both")
+        from housing.artifact import read_metadata
+        from housing.experiments.promotion import registry_version_of
+
+        version = registry_version_of(cfg.model_name, read_metadata(model_dir).model_version)
+    _echo_json(run(cfg, version=version, force=force))
 
 
 @app.command()

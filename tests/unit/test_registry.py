@@ -1,5 +1,7 @@
 """Promotion and rollback rules against a real MLflow sqlite store in a temp directory."""
 
+from pathlib import Path
+
 import pytest
 
 from housing.config import RegisterParams
@@ -98,3 +100,33 @@ def test_errors_when_aliases_are_missing(store):
         promote(cfg)
     with pytest.raises(RegistryError, match="no @champion"):
         rollback(cfg)
+
+
+def test_promote_by_model_dir_picks_the_version_tagged_with_its_model_version(store, model_dir, tmp_path):
+    """CD's `housing promote --model-dir models --force`: the alias follows the artifact that now serves."""
+    from typer.testing import CliRunner
+
+    from housing.artifact import read_metadata
+    from housing.cli import app
+
+    deployed = store(0.30)
+    other = store(0.29)
+    store.client.set_model_version_tag(
+        NAME, deployed, "model_version", read_metadata(model_dir).model_version
+    )
+    store.client.set_model_version_tag(NAME, other, "model_version", "sha-000000000000")
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        Path("params.yaml").read_text().replace("model_name: california-housing", f"model_name: {NAME}")
+    )
+
+    result = CliRunner().invoke(
+        app, ["promote", "--params", str(params), "--model-dir", str(model_dir), "--force"]
+    )
+    assert result.exit_code == 0, result.output
+    assert _champion(store.client) == deployed
+
+    store.client.delete_model_version_tag(NAME, deployed, "model_version")
+    missing = CliRunner().invoke(app, ["promote", "--params", str(params), "--model-dir", str(model_dir)])
+    assert missing.exit_code != 0
+    assert read_metadata(model_dir).model_version in str(missing.exception)

@@ -11,6 +11,22 @@ import typer
 def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
     """Add this subpackage's commands to the root app (and the ``simulate`` group)."""
     app.command("canary")(canary)
+    app.command("render")(render)
+
+
+def render(
+    image: Annotated[str, typer.Option(help="Image: <repository>[:<tag>][@sha256:<digest>].")],
+    overlay: Annotated[str, typer.Option(help="Overlay under k8s/overlays.")] = "staging",
+    k8s_dir: Annotated[Path, typer.Option(help="The kustomize tree.")] = Path("k8s"),
+    out_dir: Annotated[Path, typer.Option(help="Where the copy and <overlay>.yaml go.")] = Path(
+        "build/deploy"
+    ),
+) -> None:
+    """Render a k8s overlay with IMAGE into OUT_DIR/<overlay>.yaml (k8s/ itself is not changed)."""
+    from housing.deploy.render import render_overlay
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    typer.echo(f"rendered {render_overlay(k8s_dir, overlay, image, out_dir)} with image {image}")
 
 
 def _parse_steps(text: str) -> tuple[int, ...]:
