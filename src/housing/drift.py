@@ -14,7 +14,9 @@ HTML report and to cross-check the verdicts (``drift.json["evidently"]["agrees"]
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +32,7 @@ from housing.errors import DataError
 from housing.simulate import frame_from_log
 
 PSI_EPSILON = 1e-4
+PARALLEL_MIN_ROWS = 200_000  # rows on both sides from which features are tested in parallel threads
 """Share given to an empty bin so that PSI stays finite (ln(0) is undefined)."""
 
 # Evidently's names for the native tests; thresholds are p-values for ks/chisquare, PSI values for psi.
@@ -201,15 +204,26 @@ def detect_drift(
     for feature, test in cfg.tests.items():
         if test == "ks" and feature in cfg.categorical:
             raise DataError(f"drift.tests.{feature}: ks needs a numeric feature, {feature!r} is categorical")
-    results = {}
-    for feature in features:
+
+    def one(feature: str) -> FeatureDrift:
         categorical = feature in cfg.categorical
         ref_values, cur_values = reference[feature].to_numpy(), current[feature].to_numpy()
         if not categorical:
             ref_values, cur_values = ref_values.astype(np.float64), cur_values.astype(np.float64)
-        results[feature] = feature_drift(
+        return feature_drift(
             ref_values, cur_values, deciding_test(feature, cfg), cfg, categorical=categorical
         )
+
+    # Features are independent and the work is numpy sorting/searching, which releases the GIL: threads
+    # use every core on large windows. Small windows are not worth a pool.
+    workers = (
+        min(len(features), os.cpu_count() or 1) if len(reference) + len(current) >= PARALLEL_MIN_ROWS else 1
+    )
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = dict(zip(features, pool.map(one, features), strict=True))
+    else:
+        results = {feature: one(feature) for feature in features}
     return DriftResult(results, cfg.threshold, len(reference), len(current))
 
 

@@ -110,6 +110,18 @@ def test_income_shift_drifts_income_only_and_the_threshold_decides(reference):
     ).retrain_recommended
 
 
+def test_parallel_feature_tests_give_the_serial_results(reference, monkeypatch):
+    import housing.drift
+
+    current = synthetic(2000, seed=9, income_factor=1.3)
+    serial = detect_drift(reference, current, DriftParams(), FEATURE_LIST)
+    monkeypatch.setattr(housing.drift, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(housing.drift.os, "cpu_count", lambda: 4)
+    parallel = detect_drift(reference, current, DriftParams(), FEATURE_LIST)
+    assert list(parallel.features) == FEATURE_LIST
+    assert parallel.to_dict() == serial.to_dict()
+
+
 def test_psi_override_decides_with_the_psi_threshold(reference):
     # A small shift: K-S on 5 000 rows notices it, PSI (a magnitude, not a significance) does not.
     current = synthetic(5000, seed=3, income_factor=1.04)
