@@ -67,8 +67,9 @@ security: $(STAMP) ## bandit (medium severity and above) on the package
 	$(BIN)/bandit -q -c pyproject.toml -r src --severity-level medium
 
 .PHONY: bench
-bench: data ## Pipeline benchmarks (quality, repro time, ONNX latency, drift speed)
+bench: data ## Pipeline benchmarks (quality, repro time, ONNX latency, drift speed native vs Evidently)
 	$(BIN)/python benchmarks/pipeline_bench.py
+	$(BIN)/python benchmarks/drift_bench.py
 
 .PHONY: clean
 clean: ## Remove build and test caches (keeps .venv, data, models)
