@@ -53,7 +53,9 @@ def test_v1_and_v2_with_the_standard_library(server, model_dir):
 
 def test_kserve_sdk_clients_can_talk_to_the_server(server, model_dir):
     """Conformance with a real third-party client: KServe's own REST client, V1 and V2."""
-    kserve = pytest.importorskip("kserve", reason="kserve SDK (the 'bench' extra) is not installed")
+    kserve = pytest.importorskip(
+        "kserve", reason="kserve SDK (the bench extra, part of dev) is not installed"
+    )
     from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
     name = model_name(server)
@@ -91,6 +93,34 @@ def test_kserve_sdk_clients_can_talk_to_the_server(server, model_dir):
     assert list(output.shape) == [2, 1]
     np.testing.assert_allclose(output.as_numpy().ravel(), expected, rtol=1e-6)
     assert kserve.__name__ == "kserve"
+
+
+def test_triton_http_client_speaks_open_inference_protocol_v2(server, model_dir):
+    """Conformance with a second, independent V2 client: NVIDIA Triton's HTTP client (JSON tensors)."""
+    triton = pytest.importorskip(
+        "tritonclient.http", reason="tritonclient (the bench extra, part of dev) is not installed"
+    )
+
+    name = model_name(server)
+    expected = reference_prediction(model_dir, [ROW, ROW])
+    client = triton.InferenceServerClient(url=server.url.removeprefix("http://"), connection_timeout=10)
+    try:
+        assert client.is_server_live()
+        assert client.is_server_ready()
+        assert client.is_model_ready(name)
+        metadata = client.get_model_metadata(name)
+        assert metadata["name"] == name
+        assert [(t["name"], t["datatype"], t["shape"]) for t in metadata["inputs"]] == [
+            ("input", "FP32", [-1, 8])
+        ]
+        tensor = triton.InferInput("input", [2, 8], "FP32")
+        tensor.set_data_from_numpy(np.array([ROW, ROW], np.float32), binary_data=False)
+        wanted = triton.InferRequestedOutput(metadata["outputs"][0]["name"], binary_data=False)
+        result = client.infer(name, [tensor], outputs=[wanted], request_id="triton-1")
+    finally:
+        client.close()
+    assert result.get_response()["id"] == "triton-1"
+    np.testing.assert_allclose(result.as_numpy(metadata["outputs"][0]["name"]).ravel(), expected, rtol=1e-6)
 
 
 def test_metrics_parse_with_the_prometheus_parser(server):
