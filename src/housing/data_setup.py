@@ -30,12 +30,36 @@ def _dvc(*args: str, check: bool = False, timeout: float = 600) -> subprocess.Co
     return subprocess.run([dvc, *args], capture_output=True, text=True, check=check, timeout=timeout)
 
 
+def _recorded_hash(dvc_file_text: str) -> str:
+    import yaml
+
+    try:
+        return str(yaml.safe_load(dvc_file_text)["outs"][0]["md5"])
+    except (yaml.YAMLError, KeyError, IndexError, TypeError) as exc:
+        raise DataError(f"{DVC_FILE}: no outs[0].md5 ({exc!r})") from None
+
+
 def data_matches_dvc_file() -> bool:
-    """True when the workspace's data/ hashes to what data.dvc records (``dvc status`` reports nothing)."""
+    """True when the workspace's data/ hashes to what data.dvc records, and is then in the local cache.
+
+    ``dvc status`` alone cannot tell on a fresh clone: with an empty cache it reports "not in cache" even
+    when the files are right. Then ``dvc commit`` hashes the workspace (and caches it); the result must equal
+    the recorded hash, otherwise data.dvc is restored untouched.
+    """
     result = _dvc("status", "--json", str(DVC_FILE))
     if result.returncode != 0:
         raise DataError(f"{DVC_FILE}: dvc status failed: {result.stderr.strip()}")
-    return json.loads(result.stdout or "{}") == {}
+    status = json.loads(result.stdout or "{}")
+    if status == {}:
+        return True
+    if status != {str(DVC_FILE): [{"changed outs": {"data": "not in cache"}}]}:
+        return False
+    recorded = DVC_FILE.read_text()
+    _dvc("commit", "--force", str(DVC_FILE), check=True)
+    if _recorded_hash(DVC_FILE.read_text()) == _recorded_hash(recorded):
+        return True
+    DVC_FILE.write_text(recorded)
+    return False
 
 
 def remote_configured() -> bool:
@@ -74,8 +98,6 @@ def setup_data(params_path: Path = DEFAULT_PARAMS_PATH) -> str:
             "DVC remote holds (e.g. a logged production window). Configure the remote (see README) and "
             "run `dvc pull`."
         )
-    # Put the verified files into the local cache so `dvc push` and `dvc checkout` work.
-    _dvc("commit", "--force", str(DVC_FILE), check=True)
     return "rebuilt"
 
 
