@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from housing.experiments.routing import CHALLENGER, assign_variant
 from housing.inference_log import InferenceLogWriter
 from housing.serving.feedback import FeedbackStore
 from housing.serving.metrics import ServingMetrics
@@ -45,18 +46,52 @@ class ClientDisconnectedError(Exception):
 
 
 class Router:
-    """Chooses the model handle that answers a request. Serves the champion; A/B routing extends this."""
+    """Chooses the model handle that answers a request: the champion, or champion/challenger (A/B).
 
-    def __init__(self, champion: ModelHandle) -> None:
+    ``mode``: ``off`` (champion only; no routing work per request), ``split`` (a ``challenger_share`` of
+    routing keys goes to the challenger, by :func:`housing.experiments.routing.assign_variant` on
+    ``salt:key``; a request without a key is assigned at random with the same share) or ``shadow`` (the
+    champion answers everything, the challenger scores the same rows afterwards).
+    """
+
+    def __init__(
+        self,
+        champion: ModelHandle,
+        challenger: ModelHandle | None = None,
+        *,
+        mode: str = "off",
+        challenger_share: float = 0.5,
+        salt: str | None = None,
+    ) -> None:
+        if mode not in ("off", "split", "shadow"):
+            raise ValueError(f"A/B mode must be off, split or shadow, got {mode!r}")
+        if mode != "off" and challenger is None:
+            raise ValueError(f"A/B mode {mode!r} needs a challenger model")
+        if not 0.0 <= challenger_share <= 1.0:
+            raise ValueError(f"challenger share must be in [0, 1], got {challenger_share}")
         self.champion = champion
+        self.challenger = challenger if mode != "off" else None
+        self.mode = mode
         self.name = champion.name
+        self.challenger_share = challenger_share
+        self.salt = salt or (f"{champion.version}/{challenger.version}" if challenger is not None else "")
+        self.split = mode == "split"
+        self.shadow = self.challenger if mode == "shadow" else None
+        self._random = random.Random()  # requests without a routing key  # noqa: S311 - not security relevant
 
     @property
     def handles(self) -> list[ModelHandle]:
-        return [self.champion]
+        return [self.champion] if self.challenger is None else [self.champion, self.challenger]
 
-    def pick(self, request_id: str) -> ModelHandle:  # noqa: ARG002 - A/B routing hashes the request id
-        return self.champion
+    def pick(self, routing_key: str | None = None) -> ModelHandle:
+        """The handle that answers: by the hashed routing key in split mode, else the champion."""
+        if not self.split:
+            return self.champion
+        assert self.challenger is not None
+        if routing_key:
+            chosen = assign_variant(routing_key, self.salt, self.challenger_share)
+            return self.challenger if chosen == CHALLENGER else self.champion
+        return self.challenger if self._random.random() < self.challenger_share else self.champion
 
     def ready(self) -> bool:
         return all(handle.ready for handle in self.handles)
@@ -86,6 +121,12 @@ class ServingApp:
         self.metrics = metrics
         self.inference_log = inference_log
         self.feedback = FeedbackStore(settings.feedback_capacity_rows, settings.feedback_ttl_seconds)
+        # Shadow mode: the challenger's predictions wait for the same feedback in a store of their own.
+        self.shadow_feedback = (
+            FeedbackStore(settings.feedback_capacity_rows, settings.feedback_ttl_seconds)
+            if router.shadow is not None
+            else None
+        )
         self.version = _server_version()
         self.accepting = True  # False once shutdown starts: readiness turns 503
         self._random = random.Random()  # fault injection only  # noqa: S311 - not security relevant
@@ -93,7 +134,7 @@ class ServingApp:
         self._openapi = orjson.dumps(
             build_openapi(
                 model_names=[router.name],
-                versions=[h.version for h in router.handles],
+                versions=list(dict.fromkeys(h.version for h in router.handles)),
                 features=[{"name": f.name, "min": f.min, "max": f.max} for f in champion.metadata.features],
                 output_name=champion.metadata.output_name,
                 max_batch=settings.max_batch,
@@ -132,8 +173,16 @@ class ServingApp:
             if message["type"] == "lifespan.startup":
                 if self.inference_log is not None:
                     self.inference_log.start()
+                router = self.router
+                ab = {}
+                if router.challenger is not None:
+                    ab = {
+                        "ab_mode": router.mode,
+                        "challenger_version": router.challenger.version,
+                        "challenger_share": router.challenger_share if router.split else None,
+                    }
                 log.info(
-                    "server ready", extra={"model": self.router.name, "version": self.router.champion.version}
+                    "server ready", extra={"model": router.name, "version": router.champion.version, **ab}
                 )
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -233,9 +282,15 @@ class ServingApp:
         handle = None
         try:
             self._known(name)
-            handle = self.router.pick(request_id)
+            router = self.router
+            handle = router.pick(_routing_key(scope)) if router.split else router.champion
             X = handle.schema.parse_v1(_loads(await self._body(scope, receive)))
-            predictions = await self._predict(handle, X)
+            if router.shadow is None:
+                predictions = await self._predict(handle, X)
+            else:
+                model_started = time.perf_counter()
+                predictions = await self._predict(handle, X)
+                model_seconds = time.perf_counter() - model_started
         except RequestError as exc:
             await self._prediction_error(send, exc, handle, request_id)
             return
@@ -243,6 +298,8 @@ class ServingApp:
         latency = time.perf_counter() - started
         await self._send(send, 200, body, extra=[(b"x-request-id", request_id.encode()), *handle.headers])
         self._record(handle, request_id, X, predictions, latency)
+        if router.shadow is not None:
+            self._shadow_score(router.shadow, request_id, X, latency - model_seconds)
 
     async def _v2_infer(
         self, name: str, version: str | None, scope: Scope, receive: Receive, send: Send
@@ -257,9 +314,20 @@ class ServingApp:
             if header_id is None:  # without an X-Request-Id header the V2 "id" names the request
                 body_id = payload.get("id") if type(payload) is dict else None
                 request_id = body_id if valid_request_id(body_id) else uuid.uuid4().hex
-            handle = self.router.pick(request_id) if version is None else self._known(name, version)
+            router = self.router
+            if version is not None:
+                handle = self._known(name, version)
+            else:
+                handle = router.pick(_routing_key(scope)) if router.split else router.champion
             request = handle.schema.parse_v2(payload, handle.metadata.input_name, handle.metadata.output_name)
-            predictions = await self._predict(handle, request.features)
+            # Shadow scoring follows routed requests only (a request for an explicit version gets that one).
+            shadow = router.shadow if version is None else None
+            if shadow is None:
+                predictions = await self._predict(handle, request.features)
+            else:
+                model_started = time.perf_counter()
+                predictions = await self._predict(handle, request.features)
+                model_seconds = time.perf_counter() - model_started
         except RequestError as exc:
             await self._prediction_error(send, exc, handle, request_id or uuid.uuid4().hex)
             return
@@ -280,6 +348,8 @@ class ServingApp:
         latency = time.perf_counter() - started
         await self._send(send, 200, body, extra=[(b"x-request-id", request_id.encode()), *handle.headers])
         self._record(handle, request_id, request.features, predictions, latency)
+        if shadow is not None:
+            self._shadow_score(shadow, request_id, request.features, latency - model_seconds)
 
     async def _predict(self, handle: ModelHandle, X: np.ndarray) -> np.ndarray:
         settings = self.settings
@@ -316,6 +386,49 @@ class ServingApp:
                 latency_s=round(latency, 6),
             )
 
+    def _shadow_score(self, challenger: ModelHandle, request_id: str, X: np.ndarray, overhead: float) -> None:
+        """Shadow mode, after the champion's response went out: score the same rows with the challenger.
+
+        Its latency is logged as the champion request's non-model time plus the challenger's own model time,
+        what the request would have taken had the challenger answered, so the latency guardrail compares
+        like with like. A failure is counted and logged against the challenger; the client never sees it.
+        """
+        started = time.perf_counter()
+        try:
+            predictions = challenger.predict(X)
+        except Exception:
+            log.exception(
+                "shadow inference failed",
+                extra={"model_version": challenger.version, "variant": "challenger"},
+            )
+            challenger.metrics.observe_error("model_error")
+            if self.inference_log is not None:
+                self.inference_log.log_error(
+                    ts=time.time(),
+                    request_id=request_id,
+                    variant=challenger.variant,
+                    model_version=challenger.version,
+                    reason="model_error",
+                )
+            return
+        latency = max(0.0, overhead) + (time.perf_counter() - started)
+        challenger.metrics.observe_success(latency, predictions)
+        assert self.shadow_feedback is not None
+        self.shadow_feedback.remember(request_id, challenger, predictions)
+        if self.inference_log is not None:
+            self.inference_log.log_predictions(
+                ts=time.time(),
+                request_id=request_id,
+                model=challenger.name,
+                model_version=challenger.version,
+                variant=challenger.variant,
+                feature_names=challenger.schema.names,
+                features=X,
+                predictions=predictions,
+                latency_s=round(latency, 6),
+                shadow=True,
+            )
+
     async def _prediction_error(
         self, send: Send, exc: RequestError, handle: ModelHandle | None, request_id: str
     ) -> None:
@@ -345,12 +458,14 @@ class ServingApp:
         except RequestError as exc:
             await self._json(send, exc.status, {"error": str(exc)})
             return
-        scores = handle.scores.add(predictions, actuals)
-        metrics = handle.metrics
-        metrics.feedback.inc(len(actuals))
-        metrics.mae.set(scores.mae)
-        metrics.r2.set(scores.r2)
-        metrics.ppe10.set(scores.ppe10)
+        _score(handle, predictions, actuals)
+        if self.shadow_feedback is not None:  # the challenger scored the same rows in shadow mode
+            try:
+                shadow_handle, shadow_predictions = self.shadow_feedback.take(request_id, actuals)
+            except RequestError:
+                pass  # the request was not scored in shadow (explicit version, shadow failure, evicted)
+            else:
+                _score(shadow_handle, shadow_predictions, actuals)
         if self.inference_log is not None:
             self.inference_log.log_feedback(ts=time.time(), request_id=request_id, actuals=actuals)
         await self._json(send, 202, {"accepted": len(actuals)})
@@ -402,6 +517,24 @@ class ServingApp:
 
 
 # --- module helpers ---------------------------------------------------------------------------------------
+
+
+def _score(handle: ModelHandle, predictions: list[float], actuals: list[float]) -> None:
+    """Fold fed-back actuals into the variant's rolling scores and publish them."""
+    scores = handle.scores.add(predictions, actuals)
+    metrics = handle.metrics
+    metrics.feedback.inc(len(actuals))
+    metrics.mae.set(scores.mae)
+    metrics.r2.set(scores.r2)
+    metrics.ppe10.set(scores.ppe10)
+
+
+def _routing_key(scope: Scope) -> str | None:
+    """The X-Routing-Key header (hashed, never echoed or logged), or None when absent or empty."""
+    for key, value in scope["headers"]:
+        if key == b"x-routing-key":
+            return value.decode("latin-1") or None
+    return None
 
 
 def _header_request_id(scope: Scope) -> str | None:

@@ -89,6 +89,37 @@ def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
         ] = False,
         log_format: Annotated[str, typer.Option(envvar="HOUSING_LOG_FORMAT", help="json | text")] = "json",
         log_level: Annotated[str, typer.Option(envvar="HOUSING_LOG_LEVEL")] = "INFO",
+        challenger_model_dir: Annotated[
+            Path | None,
+            typer.Option(
+                envvar="HOUSING_CHALLENGER_MODEL_DIR",
+                help="A/B: the challenger's model directory (used when --ab-mode is split or shadow).",
+            ),
+        ] = None,
+        ab_mode: Annotated[
+            str,
+            typer.Option(
+                envvar="HOUSING_AB_MODE",
+                help="off: champion only | split: route a share of X-Routing-Key values to the challenger | "
+                "shadow: the champion answers, the challenger scores the same rows (logged shadow: true).",
+            ),
+        ] = "off",
+        challenger_share: Annotated[
+            float,
+            typer.Option(
+                envvar="HOUSING_CHALLENGER_SHARE",
+                min=0.0,
+                max=1.0,
+                help="Split mode: share of routing keys the challenger answers (lab 0.5, production 0.1).",
+            ),
+        ] = 0.5,
+        ab_salt: Annotated[
+            str | None,
+            typer.Option(
+                envvar="HOUSING_AB_SALT",
+                help="Routing hash salt, one per experiment; default '<champion>/<challenger>' versions.",
+            ),
+        ] = None,
     ) -> None:
         """Serve the model: KServe V1 + Open Inference Protocol V2, /metrics, feedback, inference log."""
         from housing.serving.server import run
@@ -116,5 +147,9 @@ def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
                 access_log=access_log,
                 log_format=log_format,
                 log_level=log_level,
+                challenger_model_dir=challenger_model_dir,
+                ab_mode=ab_mode,
+                challenger_share=challenger_share,
+                ab_salt=ab_salt,
             )
         )

@@ -9,11 +9,11 @@ from typing import Any
 
 import orjson
 
-from housing.errors import HousingError
+from housing.errors import DataError, HousingError
 from housing.inference_log import InferenceLogWriter
 from housing.serving.app import Router, ServingApp
 from housing.serving.metrics import ServingMetrics
-from housing.serving.model import load_handle
+from housing.serving.model import ModelHandle, load_handle
 from housing.serving.settings import ServeSettings
 
 log = logging.getLogger("housing.serving")
@@ -72,6 +72,26 @@ def build_app(settings: ServeSettings, *, metrics: ServingMetrics | None = None)
         max_batch=settings.max_batch,
         feedback_window=settings.feedback_window,
     )
+    challenger = None
+    if settings.ab_mode != "off":  # off: a configured challenger directory is not even loaded
+        assert settings.challenger_model_dir is not None  # ServeSettings checks it
+        challenger = load_handle(
+            settings.challenger_model_dir,
+            metrics=metrics,
+            variant="challenger",
+            name=champion.name,  # one served name: the variant is a routing decision, not another model
+            tolerance=settings.range_tolerance,
+            max_batch=settings.max_batch,
+            feedback_window=settings.feedback_window,
+        )
+        check_compatible(champion, challenger)
+    router = Router(
+        champion,
+        challenger,
+        mode=settings.ab_mode,
+        challenger_share=settings.challenger_share,
+        salt=settings.ab_salt,
+    )
     writer = None
     if settings.inference_log_dir is not None:
         writer = InferenceLogWriter(
@@ -84,7 +104,23 @@ def build_app(settings: ServeSettings, *, metrics: ServingMetrics | None = None)
             on_drop=metrics.log_dropped.inc,
         )
         metrics.log_pending.set_function(lambda: writer.pending_rows)
-    return ServingApp(Router(champion), settings, metrics, writer)
+    return ServingApp(router, settings, metrics, writer)
+
+
+def check_compatible(champion: ModelHandle, challenger: ModelHandle) -> None:
+    """Both variants must take the same input: one request is validated once and may be scored by both."""
+    ours, theirs = champion.metadata.features, challenger.metadata.features
+    if ours == theirs:
+        return
+    if [f.name for f in ours] != [f.name for f in theirs]:
+        problem = f"features {[f.name for f in theirs]} differ from the champion's {[f.name for f in ours]}"
+    else:
+        a, b = next((a, b) for a, b in zip(ours, theirs, strict=True) if a != b)
+        problem = f"valid range of {b.name} [{b.min}, {b.max}] differs from the champion's [{a.min}, {a.max}]"
+    raise DataError(
+        f"{challenger.model_dir}: challenger {problem} ({champion.model_dir}); both variants must take the "
+        "same input"
+    )
 
 
 def run(settings: ServeSettings) -> None:
@@ -108,8 +144,12 @@ def run(settings: ServeSettings) -> None:
             "load_seconds": round(time.perf_counter() - started, 3),
             "fault_error_rate": settings.fault_error_rate,
             "fault_latency_ms": settings.fault_latency_ms,
+            "ab_mode": settings.ab_mode,
+            "challenger_model_dir": str(settings.challenger_model_dir) if settings.ab_mode != "off" else None,
         },
     )
+    if settings.ab_mode == "off" and settings.challenger_model_dir is not None:
+        log.warning("a challenger model directory is set but --ab-mode is off: serving the champion only")
     if settings.fault_error_rate or settings.fault_latency_ms:
         log.warning("fault injection is ON (testing only)")
     config = uvicorn.Config(

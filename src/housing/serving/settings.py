@@ -10,6 +10,7 @@ from housing.artifact import METADATA_FILE
 from housing.errors import ConfigError
 from housing.paths import INFERENCE_LOG_DIR, MODELS
 
+AB_MODES = ("off", "split", "shadow")
 KSERVE_MODEL_DIR = Path("/mnt/models")  # where KServe's storage initializer puts the storageUri's files
 BAKED_MODEL_DIR_ENV = "HOUSING_BAKED_MODEL_DIR"  # set by the image to the model copied in at build time
 
@@ -56,6 +57,13 @@ class ServeSettings:
     access_log: bool = False
     log_format: str = "json"  # json | text
     log_level: str = "INFO"
+    # A/B routing (docs/abtest.md). off: the champion only, no per-request routing work. split: a
+    # challenger_share of routing keys (X-Routing-Key, hashed with ab_salt) is answered by the challenger.
+    # shadow: the champion answers everything; the challenger scores the same rows after the response.
+    challenger_model_dir: Path | None = None
+    ab_mode: str = "off"  # off | split | shadow
+    challenger_share: float = 0.5  # the lab's 50/50; production starts at 0.1
+    ab_salt: str | None = None  # None: derived from the two model versions (a new pair reshuffles the arms)
 
     def __post_init__(self) -> None:
         checks = {
@@ -74,7 +82,17 @@ class ServeSettings:
             "log_flush_interval": self.log_flush_interval > 0,
             "graceful_timeout": self.graceful_timeout >= 0,
             "log_format": self.log_format in ("json", "text"),
+            "challenger_share": 0.0 <= self.challenger_share <= 1.0,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"serve setting {name}={getattr(self, name)!r} is out of range")
+        if self.ab_mode not in AB_MODES:
+            raise ConfigError(f"serve setting ab_mode={self.ab_mode!r}: must be one of {', '.join(AB_MODES)}")
+        if self.ab_mode != "off" and self.challenger_model_dir is None:
+            raise ConfigError(
+                f"serve setting ab_mode={self.ab_mode!r} needs a challenger model directory "
+                "(--challenger-model-dir / HOUSING_CHALLENGER_MODEL_DIR)"
+            )
+        if self.ab_salt is not None and not (0 < len(self.ab_salt) <= 128 and self.ab_salt.isprintable()):
+            raise ConfigError("serve setting ab_salt: must be 1-128 printable characters")
