@@ -183,3 +183,10 @@ deploy: deploy-render ## Roll IMAGE out to OVERLAY: housing canary on the live I
 .PHONY: promote-deployed
 promote-deployed: $(STAMP) ## Move MLflow @champion to the registered version of the model in models/ (after a canary)
 	$(BIN)/housing promote --model-dir models --force
+
+# --- The closed loop on one machine (src/housing/experiments/loop.py, docs/abtest.md) --------------------------
+LOOP_DIR ?= build/loop
+
+.PHONY: loop
+loop: data ## Closed loop offline: champion -> drift -> retrain -> A/B split -> verdict -> promote (LOOP_DIR)
+	$(BIN)/housing loop --workdir "$(LOOP_DIR)" $(LOOP_ARGS)

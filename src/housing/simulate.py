@@ -92,6 +92,17 @@ def _covariate_mix(frame: pd.DataFrame, _rng: np.random.Generator, target: str) 
     frame["HouseAge"] = frame["HouseAge"] + 5.0
 
 
+# A regional market shift: coastal values rise this much while the blocks themselves do not change.
+COASTAL_BOOM_FACTOR = 1.3
+
+
+def _coastal_boom(frame: pd.DataFrame, _rng: np.random.Generator, target: str) -> None:
+    # Concept drift, not only covariate shift: the same features are now worth more near the shore, so a model
+    # trained before the shift under-values them and one retrained on labelled recent data does better.
+    coastal = degrees_from_coast(frame) < COASTAL_DEGREES
+    frame.loc[coastal, target] = (frame.loc[coastal, target] * COASTAL_BOOM_FACTOR).round(6)
+
+
 Transform = Callable[[pd.DataFrame, np.random.Generator, str], None]
 Weights = Callable[[pd.DataFrame], np.ndarray]
 
@@ -130,6 +141,12 @@ SCENARIOS: dict[str, Scenario] = {
         f"coastal weighting + MedInc x1.15 (MedHouseVal x{income_target_factor(1.15)}) + HouseAge +5",
         weights=_coastal_weights,
         transform=_covariate_mix,
+    ),
+    "coastal_boom": Scenario(
+        f"coastal weighting (as coastal_shift) + a regional market shift: coastal MedHouseVal "
+        f"x{COASTAL_BOOM_FACTOR} for the same features (concept drift: retraining on labelled data helps)",
+        weights=_coastal_weights,
+        transform=_coastal_boom,
     ),
 }
 SCENARIOS_HELP: dict[str, str] = {name: scenario.help for name, scenario in SCENARIOS.items()}

@@ -27,6 +27,7 @@ def register(app: typer.Typer, simulate: typer.Typer) -> None:
     """Add this subpackage's commands to the root app (and the ``simulate`` group)."""
     app.add_typer(abtest_app, name="abtest")
     simulate.command("traffic")(simulate_traffic)
+    app.command("loop")(loop)
 
 
 def _abtest_params(path: Path, **overrides: Any) -> AbTestParams:
@@ -221,3 +222,51 @@ def simulate_traffic(
 
         atomic_write_json(out_json, summary)
         typer.echo(f"summary -> {out_json}")
+
+
+def loop(
+    workdir: Annotated[
+        Path, typer.Option(help="Everything the loop writes goes here (rebuilt on each run).")
+    ] = Path("build/loop"),
+    scenario: Annotated[
+        str, typer.Option(help="The shift production sees (housing simulate window --list).")
+    ] = "coastal_boom",
+    drift_houses: Annotated[int, typer.Option(help="Drifted requests: the retraining window.")] = 3000,
+    baseline_houses: Annotated[int, typer.Option(help="Un-shifted requests before the shift.")] = 300,
+    ab_houses: Annotated[int, typer.Option(help="A/B requests at most (one new house each).")] = 2400,
+    rate: Annotated[float, typer.Option(help="Requests per second.")] = 300.0,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight, at most.")] = 8,
+    feedback_share: Annotated[float, typer.Option(help="Share of requests that get ground truth.")] = 1.0,
+    feedback_delay: Annotated[float, typer.Option(help="Seconds before the ground truth arrives.")] = 1.0,
+    challenger_share: Annotated[float, typer.Option(help="A/B split: challenger's share of keys.")] = 0.5,
+    mde: Annotated[
+        float, typer.Option(help="A/B minimum detectable MAE effect, relative to the pilot MAE.")
+    ] = 0.15,
+    max_iter: Annotated[int | None, typer.Option(help="Override train.hgb.max_iter (shorter runs).")] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the houses, their order and the feedback draw.")] = 7,
+    overlay: Annotated[Path, typer.Option(help="Overlay named in the printed rollout change.")] = Path(
+        "k8s/overlays/production"
+    ),
+    params: ParamsOpt = DEFAULT_PARAMS,
+) -> None:
+    """The closed loop, offline: champion -> drift -> retrain -> A/B split -> verdict -> promote."""
+    from housing.config import load_params
+    from housing.experiments.loop import LoopConfig, run_loop
+
+    config = LoopConfig(
+        workdir=workdir,
+        scenario=scenario,
+        baseline_houses=baseline_houses,
+        drift_houses=drift_houses,
+        ab_houses=ab_houses,
+        rate=rate,
+        concurrency=concurrency,
+        feedback_share=feedback_share,
+        feedback_delay=feedback_delay,
+        challenger_share=challenger_share,
+        mde=mde,
+        max_iter=max_iter,
+        seed=seed,
+        overlay=overlay,
+    )
+    run_loop(config, load_params(params), echo=typer.echo)
