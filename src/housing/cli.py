@@ -165,9 +165,9 @@ def promote(
         if version is not None:
             raise typer.BadParameter("give --version or --model-dir, not both")
         from housing.artifact import read_metadata
-        from housing.experiments.promotion import registry_version_of
+        from housing.registry import version_by_model_version
 
-        version = registry_version_of(cfg.model_name, read_metadata(model_dir).model_version)
+        version = version_by_model_version(cfg, read_metadata(model_dir).model_version)
     _echo_json(run(cfg, version=version, force=force))
 
 

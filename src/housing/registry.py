@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,35 +66,77 @@ def _pip_requirements(*packages: str) -> list[str]:
     return [f"{name}=={version(name)}" for name in packages]
 
 
-def register_stage(params: Params) -> dict[str, Any]:
-    """Log params, metrics, reports and both models; register the ONNX model as @challenger."""
-    import numpy as np
+def register_model(
+    model_dir: Path,
+    cfg: RegisterParams,
+    alias: str = CHALLENGER,
+    *,
+    signature: Any = None,
+    log_extras: Callable[[Any], None] | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Log the verified ONNX artifact of ``model_dir`` in a new run, register it as a version of
+    ``cfg.model_name`` tagged with its provenance (``model_version`` is how a deployed or A/B-tested artifact
+    is found again) and point ``alias`` at it. ``log_extras(mlflow)`` logs more inside the same run."""
     import onnx
-    from mlflow.models import infer_signature
-
-    from housing.data import load_xy
-    from housing.train import SKOPS_TRUSTED_TYPES, load_pipeline
 
     mlflow, uri = _configure()
-    cfg = params.register_
-    metadata, payload = load_verified(paths.MODELS)
-    metrics = json.loads(paths.METRICS_JSON.read_text())
-    X_test, _ = load_xy(paths.TEST_CSV, params.data)
-    sklearn_model = load_pipeline(paths.SKLEARN_MODEL)
-    example = X_test[:5]
-    signature = infer_signature(example, sklearn_model.predict(example).astype(np.float32))
+    metadata, payload = load_verified(model_dir)
     tags = {
         "model_version": metadata.model_version,
         "onnx_sha256": metadata.onnx_sha256,
         "training_data_sha256": metadata.training_data_sha256,
         "holdout_sha256": metadata.holdout_sha256,
         "git_revision": metadata.git_revision,
+        **(extra_tags or {}),
     }
     experiment_id = _experiment_id(mlflow, uri, cfg.experiment)
     with mlflow.start_run(experiment_id=experiment_id, run_name=metadata.model_version) as run:
         mlflow.set_tags(tags)
+        mlflow.log_metrics({k: float(v) for k, v in metadata.metrics.items()})
+        if log_extras is not None:
+            log_extras(mlflow)
+        info = mlflow.onnx.log_model(
+            onnx.load_from_string(payload),
+            name="onnx_model",
+            signature=signature,
+            pip_requirements=_pip_requirements("onnxruntime", "onnx", "numpy"),
+            registered_model_name=cfg.model_name,
+        )
+        mlflow.log_dict(metadata.to_dict(), "onnx_model_metadata.json")
+    client = mlflow.MlflowClient()
+    version = str(info.registered_model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(cfg.model_name, version, key, value)
+    client.set_registered_model_alias(cfg.model_name, alias, version)
+    return {
+        "model_name": cfg.model_name,
+        "version": version,
+        "alias": alias,
+        "run_id": run.info.run_id,
+        "model_version": metadata.model_version,
+        "tracking_uri": uri,
+    }
+
+
+def register_stage(params: Params) -> dict[str, Any]:
+    """Log params, metrics, reports and both models; register the ONNX model as @challenger."""
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    from housing.data import load_xy
+    from housing.train import SKOPS_TRUSTED_TYPES, load_pipeline
+
+    metrics = json.loads(paths.METRICS_JSON.read_text())
+    X_test, _ = load_xy(paths.TEST_CSV, params.data)
+    sklearn_model = load_pipeline(paths.SKLEARN_MODEL)
+    example = X_test[:5]
+    signature = infer_signature(example, sklearn_model.predict(example).astype(np.float32))
+
+    def log_pipeline_run(mlflow: Any) -> None:
         logged = {"train": params.train.model_dump(), "split": params.split.model_dump()}
         mlflow.log_params(_flatten("", logged))
+        # The evaluate stage's full set (ppe20, bias, cost, n beyond what the export recorded).
         mlflow.log_metrics({k: float(v) for k, v in metrics["test"].items()})
         for report in (paths.METRICS_JSON, paths.SLICES_JSON, paths.VALIDATION_JSON, paths.DRIFT_JSON):
             if report.exists():
@@ -111,29 +154,37 @@ def register_stage(params: Params) -> dict[str, Any]:
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             code_paths=[str(Path(__file__).parent)],
         )
-        info = mlflow.onnx.log_model(
-            onnx.load_from_string(payload),
-            name="onnx_model",
-            signature=signature,
-            pip_requirements=_pip_requirements("onnxruntime", "onnx", "numpy"),
-            registered_model_name=cfg.model_name,
-        )
-        mlflow.log_dict(metadata.to_dict(), "onnx_model_metadata.json")
-    client = mlflow.MlflowClient()
-    version = str(info.registered_model_version)
-    for key, value in tags.items():
-        client.set_model_version_tag(cfg.model_name, version, key, value)
-    client.set_registered_model_alias(cfg.model_name, CHALLENGER, version)
-    result = {
-        "model_name": cfg.model_name,
-        "version": version,
-        "alias": CHALLENGER,
-        "run_id": run.info.run_id,
-        "model_version": metadata.model_version,
-        "tracking_uri": uri,
-    }
+
+    result = register_model(
+        paths.MODELS, params.register_, CHALLENGER, signature=signature, log_extras=log_pipeline_run
+    )
     atomic_write_json(paths.REGISTRATION_JSON, result)
     return result
+
+
+def version_by_model_version(cfg: RegisterParams, model_version: str) -> str:
+    """The newest registered version of ``cfg.model_name`` tagged ``model_version`` (an exact artifact)."""
+    mlflow, uri = _configure()
+    client = mlflow.MlflowClient()
+    escaped = cfg.model_name.replace("'", "\\'")
+    candidates = [
+        v
+        for v in client.search_model_versions(f"name='{escaped}'")
+        if v.tags.get("model_version") == model_version
+    ]
+    if not candidates:
+        raise RegistryError(
+            f"registry {uri}: no version of model {cfg.model_name!r} is tagged "
+            f"model_version={model_version!r}; register that artifact first (housing register)"
+        )
+    return str(max(candidates, key=lambda v: int(v.version)).version)
+
+
+def alias_version(cfg: RegisterParams, alias: str) -> str | None:
+    """The version number ``alias`` points at, or None."""
+    mlflow, _ = _configure()
+    found = _version_by_alias(mlflow.MlflowClient(), cfg.model_name, alias)
+    return None if found is None else str(found.version)
 
 
 def _version_by_alias(client, name: str, alias: str):

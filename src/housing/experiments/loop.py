@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from housing import registry
 from housing.errors import ConfigError, HousingError
 
 MARKER = ".housing-loop"  # written into the work dir: only a directory holding it is ever cleaned
@@ -197,68 +198,13 @@ def tracking_store(workdir: Path) -> Iterator[str]:
                 os.environ[key] = value
 
 
-def register_model(model_dir: Path, register_params: Any, alias: str, artifacts: Path) -> dict[str, Any]:
-    """Log the ONNX artifact to the current tracking store, register a version and point ``alias`` at it.
-
-    Tags match what ``housing register`` writes (``model_version`` is how ``abtest promote`` finds the
-    version the A/B test served).
-    """
-    from importlib.metadata import version as installed
-
-    import mlflow
-    import onnx
-
-    from housing.artifact import load_verified
-    from housing.registry import tracking_uri
+def register(model_dir: Path, register_params: Any, alias: str) -> dict[str, Any]:
+    """Register an artifact in the loop's own store with the pipeline's registration code."""
+    from housing.registry import register_model
 
     for noisy in ("mlflow", "alembic"):  # table creation and registration chatter would drown the summary
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    metadata, payload = load_verified(model_dir)
-    mlflow.set_tracking_uri(tracking_uri())
-    experiment = mlflow.get_experiment_by_name(register_params.experiment)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else mlflow.create_experiment(register_params.experiment, artifact_location=artifacts.as_uri())
-    )
-    tags = {
-        "model_version": metadata.model_version,
-        "onnx_sha256": metadata.onnx_sha256,
-        "training_data_sha256": metadata.training_data_sha256,
-        "holdout_sha256": metadata.holdout_sha256,
-        "git_revision": metadata.git_revision,
-        "source": "housing loop",
-    }
-    with mlflow.start_run(experiment_id=experiment_id, run_name=metadata.model_version) as run:
-        mlflow.set_tags(tags)
-        mlflow.log_metrics({k: float(v) for k, v in metadata.metrics.items()})
-        mlflow.log_dict(metadata.to_dict(), "onnx_model_metadata.json")
-        info = mlflow.onnx.log_model(
-            onnx.load_from_string(payload),
-            name="onnx_model",
-            pip_requirements=[f"{p}=={installed(p)}" for p in ("onnxruntime", "onnx", "numpy")],
-            registered_model_name=register_params.model_name,
-        )
-    client = mlflow.MlflowClient()
-    version = str(info.registered_model_version)
-    for key, value in tags.items():
-        client.set_model_version_tag(register_params.model_name, version, key, value)
-    client.set_registered_model_alias(register_params.model_name, alias, version)
-    return {
-        "version": version,
-        "alias": alias,
-        "run_id": run.info.run_id,
-        "model_version": metadata.model_version,
-    }
-
-
-def alias_version(register_params: Any, alias: str) -> str:
-    import mlflow
-
-    from housing.registry import tracking_uri
-
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri())
-    return str(client.get_model_version_by_alias(register_params.model_name, alias).version)
+    return register_model(model_dir, register_params, alias, extra_tags={"source": "housing loop"})
 
 
 # --- the model server -------------------------------------------------------------------------------------
@@ -431,9 +377,7 @@ def run_loop(config: LoopConfig, params: Any, echo: Echo = print) -> dict[str, A
         step(2, "train the champion and register it @champion")
         train = read_csv(paths["train"], [*features, target])
         champion = train_and_export(train, paths["ab_pool"], params, config, dirs["champion"])
-        champion["registry"] = register_model(
-            dirs["champion"], register_params, "champion", dirs["mlartifacts"]
-        )
+        champion["registry"] = register(dirs["champion"], register_params, "champion")
         steps["champion"] = champion
         echo(
             f"  {champion['model_version']}: {champion['rows']} rows, fit {champion['fit_seconds']:.1f} s, "
@@ -524,7 +468,7 @@ def run_loop(config: LoopConfig, params: Any, echo: Echo = print) -> dict[str, A
         )
 
         step(6, "register the challenger @challenger")
-        registered = register_model(dirs["challenger"], register_params, "challenger", dirs["mlartifacts"])
+        registered = register(dirs["challenger"], register_params, "challenger")
         challenger["registry"] = registered
         echo(f"  MLflow version {registered['version']} @challenger ({registered['model_version']})")
 
@@ -623,7 +567,7 @@ def run_loop(config: LoopConfig, params: Any, echo: Echo = print) -> dict[str, A
         step(10, "promotion")
         if verdict["verdict"] == "challenger_wins":
             promoted = promote_verdict(verdict_path, register_params, overlay=config.overlay)
-            champion_now = alias_version(register_params, "champion")
+            champion_now = registry.alias_version(register_params, "champion")
             steps["promotion"] = {
                 "promoted": bool(promoted["registry"].get("promoted")),
                 "champion_version": champion_now,
@@ -640,7 +584,7 @@ def run_loop(config: LoopConfig, params: Any, echo: Echo = print) -> dict[str, A
         else:
             steps["promotion"] = {
                 "promoted": False,
-                "champion_version": alias_version(register_params, "champion"),
+                "champion_version": registry.alias_version(register_params, "champion"),
             }
             echo(f"  not promoted: the verdict is {verdict['verdict']!r}; @champion stays")
     return finish(verdict["verdict"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -47,28 +46,6 @@ def require_challenger_wins(verdict: dict[str, Any], source: Path) -> None:
             f"{source}: verdict is {verdict['verdict']!r} ({verdict.get('reason', 'no reason given')}); "
             f"promote applies only a {Verdict.CHALLENGER_WINS.value!r} verdict, nothing was changed"
         )
-
-
-def registry_version_of(model_name: str, model_version: str) -> str:
-    """The registered version of ``model_name`` tagged ``model_version`` (the exact model the test served)."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    import mlflow
-
-    from housing.registry import tracking_uri
-
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri())
-    escaped = model_name.replace("'", "\\'")
-    candidates = [
-        v
-        for v in client.search_model_versions(f"name='{escaped}'")
-        if v.tags.get("model_version") == model_version
-    ]
-    if not candidates:
-        raise AbTestError(
-            f"registry: no version of model {model_name!r} is tagged model_version={model_version!r} "
-            "(the challenger the A/B test served); register it with `housing register` first"
-        )
-    return str(max(candidates, key=lambda v: int(v.version)).version)
 
 
 def _overlay_settings(overlay: Path) -> tuple[str, str | None]:
@@ -133,9 +110,9 @@ def promote_verdict(
         "dry_run": dry_run,
     }
     if not dry_run:
-        from housing.registry import promote
+        from housing.registry import promote, version_by_model_version
 
-        version = registry_version_of(register_params.model_name, model_version)
+        version = version_by_model_version(register_params, model_version)
         result["registry"] = promote(register_params, version=version, force=True)
     result["rollout"] = rollout_instructions(overlay, image, model_version)
     return result

@@ -9,6 +9,7 @@ from abtest_synthetic import ab_records
 from typer.testing import CliRunner
 
 from housing.config import RegisterParams
+from housing.errors import RegistryError
 from housing.experiments.abtest import AbTestError
 from housing.experiments.promotion import promote_verdict, rollout_instructions
 
@@ -110,7 +111,7 @@ def test_challenger_wins_moves_champion_to_the_tested_version(tmp_path, overlay,
 
 def test_unknown_model_version_is_refused(tmp_path, overlay, registry):
     with pytest.raises(
-        AbTestError, match="no version of model 'housing-abtest' is tagged model_version='sha-x'"
+        RegistryError, match="no version of model 'housing-abtest' is tagged model_version='sha-x'"
     ):
         promote_verdict(
             _verdict_file(tmp_path, versions=("sha-x",)), RegisterParams(model_name=NAME), overlay=overlay
