@@ -368,11 +368,20 @@ class ServingApp:
             ) from exc
 
     def _record(
-        self, handle: ModelHandle, request_id: str, X: np.ndarray, predictions: np.ndarray, latency: float
+        self,
+        handle: ModelHandle,
+        request_id: str,
+        X: np.ndarray,
+        predictions: np.ndarray,
+        latency: float,
+        *,
+        shadow: bool = False,
     ) -> None:
         """After the response went out: metrics, feedback memory, inference log (queued, no I/O)."""
         handle.metrics.observe_success(latency, predictions)
-        self.feedback.remember(request_id, handle, predictions)
+        feedback = self.shadow_feedback if shadow else self.feedback
+        assert feedback is not None
+        feedback.remember(request_id, handle, predictions)
         if self.inference_log is not None:
             self.inference_log.log_predictions(
                 ts=time.time(),
@@ -384,6 +393,7 @@ class ServingApp:
                 features=X,
                 predictions=predictions,
                 latency_s=round(latency, 6),
+                shadow=shadow,
             )
 
     def _shadow_score(self, challenger: ModelHandle, request_id: str, X: np.ndarray, overhead: float) -> None:
@@ -412,22 +422,7 @@ class ServingApp:
                 )
             return
         latency = max(0.0, overhead) + (time.perf_counter() - started)
-        challenger.metrics.observe_success(latency, predictions)
-        assert self.shadow_feedback is not None
-        self.shadow_feedback.remember(request_id, challenger, predictions)
-        if self.inference_log is not None:
-            self.inference_log.log_predictions(
-                ts=time.time(),
-                request_id=request_id,
-                model=challenger.name,
-                model_version=challenger.version,
-                variant=challenger.variant,
-                feature_names=challenger.schema.names,
-                features=X,
-                predictions=predictions,
-                latency_s=round(latency, 6),
-                shadow=True,
-            )
+        self._record(challenger, request_id, X, predictions, latency, shadow=True)
 
     async def _prediction_error(
         self, send: Send, exc: RequestError, handle: ModelHandle | None, request_id: str
