@@ -54,6 +54,20 @@ def test_ks_statistic_by_hand_and_p_value_from_scipy():
     assert p_value == pytest.approx(stats.ks_2samp(reference, current).pvalue)
 
 
+@pytest.mark.parametrize("shift", [0.0, 0.02, 0.3])
+def test_large_sample_ks_matches_scipy_and_only_shortcuts_negligible_p_values(shift):
+    rng = np.random.default_rng(3)
+    reference, current = rng.normal(size=30_000), rng.normal(shift, size=20_000)
+    expected = stats.ks_2samp(reference, current)
+    statistic, p_value = ks_test(reference, current, negligible_p=1e-8)
+    assert statistic == expected.statistic
+    if expected.pvalue >= 1e-6:
+        assert p_value == expected.pvalue  # scipy's own finite-n computation
+    else:  # the limiting distribution's value: as negligible, and within a few percent in log terms
+        assert p_value < 1e-8
+        assert math.isclose(math.log(p_value), math.log(max(expected.pvalue, 1e-300)), rel_tol=0.05)
+
+
 def test_chi2_is_pearson_on_the_contingency_table_by_hand():
     reference = np.array(["a"] * 30 + ["b"] * 70)
     current = np.array(["a"] * 50 + ["b"] * 50)
