@@ -200,6 +200,8 @@ def tracking_store(workdir: Path) -> Iterator[str]:
 
 def register(model_dir: Path, register_params: Any, alias: str) -> dict[str, Any]:
     """Register an artifact in the loop's own store with the pipeline's registration code."""
+    import mlflow  # noqa: F401 - configures its loggers on import; quieten them after that
+
     from housing.registry import register_model
 
     for noisy in ("mlflow", "alembic"):  # table creation and registration chatter would drown the summary
