@@ -85,9 +85,10 @@ def split(params: ParamsOpt = DEFAULT_PARAMS_PATH) -> None:
     from housing.data import split as run
 
     cfg = _params(params)
-    paths = run(cfg.data, cfg.split)
+    result = run(cfg.data, cfg.split, cfg.validate_)
     typer.echo(
-        f"train {paths.train_rows} rows, test {paths.test_rows} rows, reference {paths.reference_rows}"
+        f"train {result.train_rows} rows ({result.production_rows} from the production window), "
+        f"test {result.test_rows} rows, reference {result.reference_rows}"
     )
 
 

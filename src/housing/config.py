@@ -79,6 +79,9 @@ class SplitParams(Strict):
     test_size: float = Field(0.2, gt=0, lt=1)
     seed: int = 42
     reference_rows: int = Field(5000, ge=100)
+    # Retraining: labelled rows of the production window (ground truth from feedback) that are new houses
+    # join the training split; the test split stays the raw data set's, so models remain comparable.
+    train_on_production_window: bool = True
 
 
 # --- train ----------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ import pandas as pd
 
 from housing import paths
 from housing.artifact import atomic_write_bytes, sha256_file
-from housing.config import DataParams, SplitParams
-from housing.errors import DataError
+from housing.config import DataParams, SplitParams, ValidateParams
+from housing.errors import DataError, DataValidationError
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class SplitResult:
     train_rows: int
     test_rows: int
     reference_rows: int
+    production_rows: int = 0  # labelled production-window rows added to the training split
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -88,22 +89,70 @@ def load_xy(path: Path, data_params: DataParams) -> tuple[np.ndarray, np.ndarray
 
 
 def split_frame(
-    frame: pd.DataFrame, split_params: SplitParams
+    frame: pd.DataFrame, split_params: SplitParams, extra_train: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Seeded train/test split, plus a reference sample of the training rows for drift detection."""
+    """Seeded train/test split, plus a reference sample of the training rows for drift detection.
+
+    ``extra_train`` rows (labelled production data) join the training split only, so the test split, the
+    holdout every model is compared on, stays the same; the reference sample is drawn from the training
+    split as the model sees it.
+    """
     from sklearn.model_selection import train_test_split
 
     # scikit-learn's own split, so "80/20, seed 42" means the same rows as everywhere else.
     train, test = train_test_split(frame, test_size=split_params.test_size, random_state=split_params.seed)
+    if extra_train is not None and len(extra_train):
+        train = pd.concat([train, extra_train[list(train.columns)]], ignore_index=True)
     rng = np.random.default_rng(split_params.seed)
     n_reference = min(split_params.reference_rows, len(train))
     reference = train.iloc[np.sort(rng.choice(len(train), size=n_reference, replace=False))]
     return train, test, reference
 
 
-def split(data_params: DataParams, split_params: SplitParams) -> SplitResult:
+# Rules that judge each row on its own. Row count, outlier share and duplicate share judge a whole data set,
+# which a production window (often small, and drifted on purpose) is not.
+ROW_RULES = frozenset({"schema", "dtype", "missing", "range"})
+MATCH_DECIMALS = 9  # window rows equal to raw rows at this precision are the same house
+
+
+def labelled_production_rows(
+    window_path: Path, known: pd.DataFrame, data_params: DataParams, rules: ValidateParams
+) -> pd.DataFrame:
+    """The production window's rows that carry ground truth and are new houses, checked by the row rules.
+
+    Rows equal to a row of ``known`` (the raw data set) are dropped: they add nothing and could be test rows,
+    which would leak the holdout into training (the bootstrap window is sampled from the raw data set).
+    A window without the target column has no labelled rows.
+    """
+    from housing.validation import describe_failures, validate_frame
+
+    columns = [*data_params.features, data_params.target]
+    window = read_csv(window_path, data_params.features)
+    if data_params.target not in window.columns:
+        return pd.DataFrame(columns=columns)
+    labelled = window.loc[window[data_params.target].notna(), columns].drop_duplicates()
+    failed = [
+        check
+        for check in validate_frame(labelled, rules, columns)
+        if not check["passed"] and check["check"] in ROW_RULES
+    ]
+    if failed:
+        raise DataValidationError(
+            describe_failures(window_path, failed), {"file": str(window_path), "failed": failed}
+        )
+    # Compare rounded: a value that went through a CSV write and read may come back one ulp off.
+    seen = pd.MultiIndex.from_frame(known[columns].astype(np.float64).round(MATCH_DECIMALS))
+    is_new = ~pd.MultiIndex.from_frame(labelled.astype(np.float64).round(MATCH_DECIMALS)).isin(seen)
+    return labelled.loc[is_new].reset_index(drop=True)
+
+
+def split(data_params: DataParams, split_params: SplitParams, rules: ValidateParams) -> SplitResult:
     frame = read_csv(data_params.raw_path, [*data_params.features, data_params.target])
-    train, test, reference = split_frame(frame, split_params)
+    extra = None
+    window = data_params.production_window_path
+    if split_params.train_on_production_window and window.exists():
+        extra = labelled_production_rows(window, frame, data_params, rules)
+    train, test, reference = split_frame(frame, split_params, extra)
     for part, path in ((train, paths.TRAIN_CSV), (test, paths.TEST_CSV), (reference, paths.REFERENCE_CSV)):
         write_csv(part, path)
-    return SplitResult(len(train), len(test), len(reference))
+    return SplitResult(len(train), len(test), len(reference), 0 if extra is None else len(extra))
