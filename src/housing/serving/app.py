@@ -522,6 +522,7 @@ def _score(handle: ModelHandle, predictions: list[float], actuals: list[float]) 
     metrics.mae.set(scores.mae)
     metrics.r2.set(scores.r2)
     metrics.ppe10.set(scores.ppe10)
+    metrics.ppe.set(scores.ppe)
 
 
 def _routing_key(scope: Scope) -> str | None:

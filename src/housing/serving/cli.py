@@ -63,6 +63,15 @@ def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
             ),
         ] = 0.0,
         feedback_window: Annotated[int, typer.Option(envvar="HOUSING_FEEDBACK_WINDOW", min=2)] = 1000,
+        ppe_tolerance: Annotated[
+            float,
+            typer.Option(
+                envvar="HOUSING_PPE_TOLERANCE",
+                min=0.0,
+                max=1.0,
+                help="model_ppe_score: share of fed-back predictions within this relative error.",
+            ),
+        ] = 0.25,
         feedback_ttl_seconds: Annotated[
             float, typer.Option(envvar="HOUSING_FEEDBACK_TTL_SECONDS", min=1)
         ] = 3600.0,
@@ -140,6 +149,7 @@ def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
                 max_body_bytes=max_body_bytes,
                 range_tolerance=range_tolerance,
                 feedback_window=feedback_window,
+                ppe_tolerance=ppe_tolerance,
                 feedback_ttl_seconds=feedback_ttl_seconds,
                 fault_error_rate=fault_error_rate,
                 fault_latency_ms=fault_latency_ms,

@@ -17,14 +17,17 @@ class Scores:
     mae: float
     r2: float
     ppe10: float
+    ppe: float  # share within ±ppe_tolerance (what the ModelAccuracyDropped alert watches)
     n: int
 
 
 class RollingScores:
-    """MAE, R² and PPE10 over the last ``window`` (prediction, actual) pairs of one model variant."""
+    """MAE, R², PPE10 and PPE at ``ppe_tolerance`` over the last ``window`` (prediction, actual) pairs of one
+    model variant."""
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, ppe_tolerance: float = 0.25) -> None:
         self._pairs: deque[tuple[float, float]] = deque(maxlen=window)
+        self.ppe_tolerance = ppe_tolerance
 
     def add(self, predictions: list[float], actuals: list[float]) -> Scores:
         self._pairs.extend(zip(predictions, actuals, strict=True))
@@ -35,9 +38,14 @@ class RollingScores:
         spread = float(((actual - actual.mean()) ** 2).sum())
         # R² is undefined until the actual values vary.
         r2 = 1.0 - float((error**2).sum()) / spread if spread > 0 else float("nan")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            within = np.abs(error) <= 0.10 * np.abs(actual)
-        return Scores(mae=mae, r2=r2, ppe10=float(within.mean()), n=len(pairs))
+        absolute_error, scale = np.abs(error), np.abs(actual)
+        return Scores(
+            mae=mae,
+            r2=r2,
+            ppe10=float((absolute_error <= 0.10 * scale).mean()),
+            ppe=float((absolute_error <= self.ppe_tolerance * scale).mean()),
+            n=len(pairs),
+        )
 
 
 class FeedbackStore:

@@ -104,6 +104,12 @@ class ServingMetrics:
             labels,
             registry=reg,
         )
+        self.ppe = Gauge(
+            "model_ppe_score",
+            "Share of fed-back predictions within ±tolerance of the actual value (rolling; --ppe-tolerance).",
+            labels,
+            registry=reg,
+        )
         self.feedback = Counter(
             "model_feedback", "Ground-truth values received (POST /v1/feedback).", labels, registry=reg
         )
@@ -138,11 +144,12 @@ class ModelMetrics:
         self.mae = metrics.mae.labels(model, variant)
         self.r2 = metrics.r2.labels(model, variant)
         self.ppe10 = metrics.ppe10.labels(model, variant)
+        self.ppe = metrics.ppe.labels(model, variant)
         self.feedback = metrics.feedback.labels(model, variant)
         self._values = metrics.values
         self._value_cell = metrics.values.child(model, variant)
         # No feedback yet: the scores are unknown, not 0 (an R² of 0 would fire alerts).
-        for gauge in (self.mae, self.r2, self.ppe10):
+        for gauge in (self.mae, self.r2, self.ppe10, self.ppe):
             gauge.set(float("nan"))
         metrics.version_info.labels(model, variant, version).set(1)
 

@@ -74,6 +74,7 @@ def load_handle(
     tolerance: float = 0.0,
     max_batch: int = 1000,
     feedback_window: int = 1000,
+    ppe_tolerance: float = 0.25,
 ) -> ModelHandle:
     """Load and verify a model directory (sha256 checked before onnxruntime sees a byte)."""
     metadata, payload = load_verified(model_dir)
@@ -95,7 +96,7 @@ def load_handle(
         session=session,
         schema=FeatureSchema(metadata.features, tolerance=tolerance, max_batch=max_batch),
         metrics=metrics.bind(served_name, variant, metadata.model_version),
-        scores=RollingScores(feedback_window),
+        scores=RollingScores(feedback_window, ppe_tolerance),
         model_dir=model_dir,
     )
     # Warm up: the first run allocates; keep that off the first real request.

@@ -71,6 +71,7 @@ def build_app(settings: ServeSettings, *, metrics: ServingMetrics | None = None)
         tolerance=settings.range_tolerance,
         max_batch=settings.max_batch,
         feedback_window=settings.feedback_window,
+        ppe_tolerance=settings.ppe_tolerance,
     )
     challenger = None
     if settings.ab_mode != "off":  # off: a configured challenger directory is not even loaded
@@ -83,6 +84,7 @@ def build_app(settings: ServeSettings, *, metrics: ServingMetrics | None = None)
             tolerance=settings.range_tolerance,
             max_batch=settings.max_batch,
             feedback_window=settings.feedback_window,
+            ppe_tolerance=settings.ppe_tolerance,
         )
         check_compatible(champion, challenger)
     router = Router(

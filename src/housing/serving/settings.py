@@ -49,6 +49,9 @@ class ServeSettings:
     max_body_bytes: int = 1024 * 1024
     range_tolerance: float = 0.0  # share of each feature's [min, max] width accepted beyond the bounds
     feedback_window: int = 1000  # fed-back predictions in the rolling MAE/R2/PPE10 window
+    # model_ppe_score: share within ±this of the actual. 0.25 keeps a healthy model (holdout 0.84) well above
+    # the ModelAccuracyDropped alert's 75%; PPE10 (0.49 on the holdout) is exported too, for dashboards.
+    ppe_tolerance: float = 0.25
     feedback_capacity_rows: int = 100_000  # predictions remembered for feedback (rows)
     feedback_ttl_seconds: float = 3600.0
     fault_error_rate: float = 0.0
@@ -72,6 +75,7 @@ class ServeSettings:
             "max_body_bytes": self.max_body_bytes >= 64,
             "range_tolerance": 0.0 <= self.range_tolerance <= 10.0,
             "feedback_window": self.feedback_window >= 2,
+            "ppe_tolerance": 0.0 < self.ppe_tolerance < 1.0,
             "feedback_capacity_rows": self.feedback_capacity_rows >= 1,
             "feedback_ttl_seconds": self.feedback_ttl_seconds > 0,
             "fault_error_rate": 0.0 <= self.fault_error_rate <= 1.0,

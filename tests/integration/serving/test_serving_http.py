@@ -141,6 +141,7 @@ def test_metrics_parse_with_the_prometheus_parser(server):
         "model_mae_score",
         "model_r2_score",
         "model_ppe10_score",
+        "model_ppe_score",
         "model_inference_log_dropped",
     ):
         assert required in families, required

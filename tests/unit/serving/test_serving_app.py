@@ -194,6 +194,7 @@ def test_feedback_updates_scores_and_the_log(app):
     mae = np.mean([abs(p - a) for p, a in pairs])
     assert value(metrics, "model_mae_score", variant="champion") == pytest.approx(mae, rel=1e-5)
     assert value(metrics, "model_ppe10_score") == pytest.approx(2 / 3)
+    assert value(metrics, "model_ppe_score") == pytest.approx(2 / 3)  # p1 vs 2*p1 is 50% off
     assert not math.isnan(value(metrics, "model_r2_score"))
     assert value(metrics, "model_feedback", "model_feedback_total") == 3
 

@@ -30,6 +30,14 @@ def test_rolling_scores_match_the_definitions():
     r2 = 1 - ((predicted - actual) ** 2).sum() / ((actual - actual.mean()) ** 2).sum()
     assert math.isclose(s.r2, r2)
     assert math.isclose(s.ppe10, 1 / 3)  # only 2.0 vs 2.1 is within ±10%
+    assert math.isclose(s.ppe, 2 / 3)  # ±25% (the default tolerance) also takes 2.0 vs 2.5
+
+
+def test_ppe_tolerance_is_configurable():
+    scores = RollingScores(window=10, ppe_tolerance=0.05)
+    s = scores.add([1.0, 1.04, 1.5], [1.0, 1.0, 1.0])
+    assert math.isclose(s.ppe, 2 / 3)
+    assert math.isclose(s.ppe10, 2 / 3)
 
 
 def test_feedback_store_is_one_shot_and_checks_counts():
