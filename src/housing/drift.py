@@ -79,7 +79,7 @@ class DriftResult:
         return self.drift_score >= self.threshold
 
     def to_dict(self, evidently: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The ``reports/drift.json`` document (contract in notes/contracts.md)."""
+        """The ``reports/drift.json`` document (contract: docs/drift.md, "Outputs")."""
         return {
             "drift_score": self.drift_score,
             "threshold": self.threshold,

@@ -31,7 +31,7 @@ GAUGES = {
 
 
 def drift_values(report: dict[str, Any], now: float | None = None) -> dict[str, float]:
-    """Gauge values from a reports/drift.json document (contract in notes/contracts.md)."""
+    """Gauge values from a reports/drift.json document (contract: docs/drift.md, "Outputs")."""
     try:
         return {
             "model_data_drift_score": float(report["drift_score"]),
