@@ -67,24 +67,35 @@ def _overlay_settings(overlay: Path) -> tuple[str, str | None]:
 
 
 def rollout_instructions(overlay: Path, image: str | None, model_version: str) -> str:
-    """The k8s change that rolls the new champion out, as shell commands to review and run (printed only)."""
+    """The k8s change that rolls the new champion out, as shell commands to review and run (printed only).
+
+    Without ``image`` the commands use ``$IMAGE``: CD tags images with the git sha of the commit whose
+    dvc.lock pins the model (cd.yml), which this command cannot know.
+    """
     repository, namespace = _overlay_settings(overlay)
-    image = image or f"{repository}:{model_version}"
     ns = f"-n {shlex.quote(namespace)} " if namespace else ""
+    lines = [f"# Roll the new champion out: the image must bake model version {model_version}."]
+    if image is None:
+        # Runnable as printed once GIT_SHA is set; the shell names what is missing otherwise.
+        lines.append(
+            f'IMAGE="{repository}:${{GIT_SHA:?git sha of the commit whose dvc.lock pins {model_version}}}"'
+        )
+        ref, value = '"$IMAGE"', "$IMAGE"
+    else:
+        ref, value = shlex.quote(image), image
     patch = json.dumps(
-        [{"op": "replace", "path": f"/spec/predictor/containers/{CONTAINER_INDEX}/image", "value": image}]
+        [{"op": "replace", "path": f"/spec/predictor/containers/{CONTAINER_INDEX}/image", "value": value}]
     )
-    return "\n".join(
-        [
-            f"# Roll the new champion out ({image}; the image must bake model version {model_version}).",
-            "# 1. GitOps: pin the image in the overlay and commit the change",
-            f"(cd {shlex.quote(str(overlay))} && kustomize edit set image {IMAGE_NAME}={shlex.quote(image)})",
-            "# 2. Progressive rollout with Prometheus analysis and automatic rollback (docs/kubernetes.md)",
-            f'housing canary --image {shlex.quote(image)} {ns}--prometheus-url "$PROMETHEUS_URL"',
-            "# or, without the canary controller, the equivalent InferenceService JSON patch:",
-            f"kubectl {ns}patch inferenceservice {ISVC_NAME} --type json -p {shlex.quote(patch)}",
-        ]
-    )
+    patch_arg = f'"{patch.replace(chr(34), chr(92) + chr(34))}"' if image is None else shlex.quote(patch)
+    lines += [
+        "# 1. GitOps: pin the image in the overlay and commit the change",
+        f"(cd {shlex.quote(str(overlay))} && kustomize edit set image {IMAGE_NAME}={ref})",
+        "# 2. Progressive rollout with Prometheus analysis and automatic rollback (docs/kubernetes.md)",
+        f'housing canary --image {ref} {ns}--prometheus-url "$PROMETHEUS_URL"',
+        "# or, without the canary controller, the equivalent InferenceService JSON patch:",
+        f"kubectl {ns}patch inferenceservice {ISVC_NAME} --type json -p {patch_arg}",
+    ]
+    return "\n".join(lines)
 
 
 def promote_verdict(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from abtest_synthetic import ab_records
@@ -83,18 +84,42 @@ def test_refuses_bad_files(tmp_path, overlay):
 
 
 def test_rollout_instructions_name_the_overlay_image_and_namespace(overlay):
-    text = rollout_instructions(overlay, None, "sha-two")
-    assert "kustomize edit set image housing-model=registry.local/housing:sha-two" in text
-    assert "housing canary --image registry.local/housing:sha-two -n housing-lab" in text
+    text = rollout_instructions(overlay, "registry.local/housing:abc123", "sha-two")
+    assert "kustomize edit set image housing-model=registry.local/housing:abc123" in text
+    assert "housing canary --image registry.local/housing:abc123 -n housing-lab" in text
     patch = text.splitlines()[-1].split("-p ", 1)[1].strip("'")
     assert json.loads(patch) == [
         {
             "op": "replace",
             "path": "/spec/predictor/containers/0/image",
-            "value": "registry.local/housing:sha-two",
+            "value": "registry.local/housing:abc123",
         }
     ]
-    assert "registry.local/other:v9" in rollout_instructions(overlay, "registry.local/other:v9", "sha-two")
+
+
+def test_without_an_image_the_commands_use_cds_git_sha_tag_and_run_in_a_shell(overlay):
+    """CD tags images with the git sha, not the model version: the printed commands take $IMAGE."""
+    text = rollout_instructions(overlay, None, "sha-two")
+    assert 'IMAGE="registry.local/housing:${GIT_SHA:?' in text
+    assert "registry.local/housing:sha-two" not in text
+    assert 'housing canary --image "$IMAGE" -n housing-lab' in text
+    script = "\n".join(line for line in text.splitlines() if line.startswith(("IMAGE=", "#")))
+    missing = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}
+    )
+    assert missing.returncode != 0
+    assert "dvc.lock pins sha-two" in missing.stderr
+    ok = subprocess.run(
+        ["bash", "-c", script + '\necho "$IMAGE"'], capture_output=True, text=True, env={"GIT_SHA": "abc123"}
+    )
+    assert ok.stdout.strip() == "registry.local/housing:abc123"
+    patch_line = text.splitlines()[-1]
+    expanded = subprocess.run(
+        ["bash", "-c", f'IMAGE=r/h:1; set -- {patch_line.split("-p ", 1)[1]}; printf %s "$1"'],
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(expanded.stdout)[0]["value"] == "r/h:1"
 
 
 def test_challenger_wins_moves_champion_to_the_tested_version(tmp_path, overlay, registry):
@@ -106,7 +131,7 @@ def test_challenger_wins_moves_champion_to_the_tested_version(tmp_path, overlay,
     assert result["registry"]["promoted"] is True
     assert str(registry.get_model_version_by_alias(NAME, "champion").version) == "2"
     assert result["registry"]["previous"] == "1"
-    assert "registry.local/housing:sha-two" in result["rollout"]
+    assert "dvc.lock pins sha-two" in result["rollout"]
 
 
 def test_unknown_model_version_is_refused(tmp_path, overlay, registry):
@@ -163,4 +188,5 @@ def test_cli_analyze_then_promote_dry_run(tmp_path, overlay):
         app, ["abtest", "promote", "--verdict", str(out_json), "--overlay", str(overlay), "--dry-run"]
     )
     assert promoted.exit_code == 0, promoted.output
-    assert "kustomize edit set image housing-model=registry.local/housing:sha-challenger" in promoted.output
+    assert "dvc.lock pins sha-challenger" in promoted.output
+    assert "kustomize edit set image housing-model=\"$IMAGE\"" in promoted.output
