@@ -172,6 +172,20 @@ def promote(
     _echo_json(run(cfg, version=version, force=force))
 
 
+@app.command("fetch-model")
+def fetch_model(
+    alias: Annotated[str, typer.Option(help="Registry alias: champion or challenger.")] = "champion",
+    out: Annotated[
+        Path, typer.Option(help="Model directory to (re)write: model.onnx + metadata.json.")
+    ] = Path("models-registry"),
+    params: ParamsOpt = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Download the model an MLflow alias points at into a directory `housing serve --model-dir` loads."""
+    from housing.registry import fetch_model as run
+
+    _echo_json(run(_params(params).register_, alias, out))
+
+
 @app.command()
 def rollback(params: ParamsOpt = DEFAULT_PARAMS_PATH) -> None:
     """Move @champion back to its previous holder (alias history is kept as version tags)."""

@@ -187,6 +187,49 @@ def alias_version(cfg: RegisterParams, alias: str) -> str | None:
     return None if found is None else str(found.version)
 
 
+def fetch_model(cfg: RegisterParams, alias: str, out_dir: Path) -> dict[str, Any]:
+    """Materialise the version ``alias`` points at as a model directory the server loads (model.onnx +
+    metadata.json), verified against the metadata's sha256. ``out_dir`` is replaced only on success."""
+    import shutil
+    import tempfile
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per file drowns the output
+    mlflow, uri = _configure()
+    client = mlflow.MlflowClient()
+    version = _version_by_alias(client, cfg.model_name, alias)
+    if version is None:
+        raise RegistryError(f"registry {uri}: model {cfg.model_name!r} has no @{alias}")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        downloaded = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{cfg.model_name}@{alias}", dst_path=str(staging / "mlflow")
+            )
+        )
+        metadata_file = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id, artifact_path="onnx_model_metadata.json", dst_path=str(staging / "run")
+        )
+        shutil.copyfile(downloaded / "model.onnx", staging / "model.onnx")
+        shutil.copyfile(metadata_file, staging / "metadata.json")
+        shutil.rmtree(staging / "mlflow")
+        shutil.rmtree(staging / "run")
+        metadata, _ = load_verified(staging)  # sha256 of the ONNX file against the metadata
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {
+        "model_name": cfg.model_name,
+        "alias": alias,
+        "version": str(version.version),
+        "model_version": metadata.model_version,
+        "model_dir": str(out_dir),
+    }
+
+
 def _version_by_alias(client, name: str, alias: str):
     from mlflow.exceptions import MlflowException
 

@@ -130,3 +130,24 @@ def test_promote_by_model_dir_picks_the_version_tagged_with_its_model_version(st
     missing = CliRunner().invoke(app, ["promote", "--params", str(params), "--model-dir", str(model_dir)])
     assert missing.exit_code != 0
     assert read_metadata(model_dir).model_version in str(missing.exception)
+
+
+def test_fetch_model_materialises_an_alias_as_a_servable_model_dir(tmp_path, monkeypatch, model_dir):
+    from housing.artifact import load_verified
+    from housing.registry import fetch_model, register_model
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    cfg = RegisterParams(model_name=NAME)
+    registered = register_model(model_dir, cfg, "champion")
+    out = tmp_path / "served"
+    (out / "old").mkdir(parents=True)  # a previous download is replaced, not merged into
+    fetched = fetch_model(cfg, "champion", out)
+    assert fetched["version"] == registered["version"]
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "model.onnx"]
+    assert (out / "model.onnx").read_bytes() == (model_dir / "model.onnx").read_bytes()
+    assert load_verified(out)[0].model_version == registered["model_version"]
+
+    with pytest.raises(RegistryError, match=f"model '{NAME}' has no @challenger"):
+        fetch_model(cfg, "challenger", out)
+    assert load_verified(out)[0].model_version == registered["model_version"]  # left as it was
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".served-")] == []
