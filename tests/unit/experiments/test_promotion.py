@@ -189,4 +189,4 @@ def test_cli_analyze_then_promote_dry_run(tmp_path, overlay):
     )
     assert promoted.exit_code == 0, promoted.output
     assert "dvc.lock pins sha-challenger" in promoted.output
-    assert "kustomize edit set image housing-model=\"$IMAGE\"" in promoted.output
+    assert 'kustomize edit set image housing-model="$IMAGE"' in promoted.output
