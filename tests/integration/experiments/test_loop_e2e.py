@@ -72,7 +72,8 @@ def test_shortened_loop_promotes_the_retrained_challenger_on_a_significant_verdi
     assert promotion["promoted"]
     assert promotion["champion_version"] == steps["challenger"]["registry"]["version"] == "2"
     assert promotion["previous"] == steps["champion"]["registry"]["version"] == "1"
-    assert "registry.example/housing:" + steps["challenger"]["model_version"] in promotion["rollout"]
+    assert "dvc.lock pins " + steps["challenger"]["model_version"] in promotion["rollout"]
+    assert "registry.example/housing:${GIT_SHA:?" in promotion["rollout"]
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'loop' / 'mlflow.db'}")
