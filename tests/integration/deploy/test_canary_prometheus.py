@@ -20,13 +20,14 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 from kserve_standin import KServeStandin, KubeApiStandin
 from procutil import free_port, require, running
+
+from loopback import LoopbackServer, QuietHandler
 
 ROOT = Path(__file__).resolve().parents[3]
 HOUSING = str(Path(sys.executable).with_name("housing"))
@@ -181,12 +182,12 @@ class Traffic:
             time.sleep(self.pause)
 
 
-class SlackRecorder:
+class SlackRecorder(LoopbackServer):
     def __init__(self) -> None:
         self.messages: list[str] = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):
                 outer.messages.append(
                     json.loads(self.rfile.read(int(self.headers["Content-Length"])))["text"]
@@ -196,14 +197,8 @@ class SlackRecorder:
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T000/B000/x"
+        super().__init__(Handler, path="/hooks/T000/B000/x")
+        self.start()
 
 
 def run_canary(stack, tmp_path: Path, image: str, slack: SlackRecorder | None = None):
@@ -273,8 +268,7 @@ def test_bad_canary_is_rolled_back(stack, tmp_path, image, failed_check):
     try:
         proc, report, standin, _traffic = run_canary(stack, tmp_path, image, slack)
     finally:
-        slack.server.shutdown()
-        slack.server.server_close()
+        slack.close()
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert report["outcome"] == "rolled_back"
     assert failed_check in report["reason"]

@@ -13,9 +13,11 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from loopback import LoopbackServer, QuietHandler
 
 API_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}"
 
@@ -177,29 +179,14 @@ class KServeStandin:
             return str(self.rolled_out)
 
 
-class KubeApiStandin:
+class KubeApiStandin(LoopbackServer):
     """HTTP front for a KServeStandin at the Kubernetes API path; checks the bearer token."""
 
     def __init__(self, standin: KServeStandin, token: str = "test-token") -> None:
         self.standin, self.token = standin, token
         self.requests: list[dict[str, Any]] = []
         self.path = API_PATH.format(namespace=standin.namespace, name=standin.name)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> KubeApiStandin:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(self._handler())
 
     def kubeconfig(self, directory: Path) -> Path:
         path = directory / "kubeconfig"
@@ -220,7 +207,7 @@ class KubeApiStandin:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _record(self, body: Any = None) -> None:
                 outer.requests.append(
                     {
@@ -262,8 +249,5 @@ class KubeApiStandin:
                     self._reply(415, {"kind": "Status", "code": 415, "reason": "UnsupportedMediaType"})
                     return
                 self._reply(200, outer.standin.patch(body))
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
         return Handler

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -18,6 +16,7 @@ from housing.deploy.analysis import (
     queries,
 )
 from housing.deploy.isvc import CanaryError
+from loopback import LoopbackServer, QuietHandler
 
 
 def test_queries_select_one_revision_and_handle_missing_counters():
@@ -44,14 +43,14 @@ def test_queries_refuse_injection_and_bad_durations(namespace, revision, window)
         queries(namespace, revision, window)
 
 
-class FakePrometheus:
+class FakePrometheus(LoopbackServer):
     """Answers /api/v1/query from a dict {substring of the query: response JSON or (status, body)}."""
 
     def __init__(self, answers):
         self.answers, self.queries = answers, []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)["query"][0]
@@ -66,18 +65,8 @@ class FakePrometheus:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.start()
 
 
 def vector(value: str) -> dict:

@@ -8,7 +8,6 @@ import json
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pandas as pd
@@ -24,11 +23,12 @@ from housing.experiments.traffic import (
     load_houses,
     run_traffic,
 )
+from loopback import LoopbackServer, QuietHandler
 
 FEATURES = list(DataParams().features)
 
 
-class StubServer:
+class StubServer(LoopbackServer):
     """Answers V1 predict (variant by hash of the routing key) and /v1/feedback; records what it saw."""
 
     def __init__(self, *, delay: float = 0.0, fail_every: int = 0) -> None:
@@ -39,11 +39,8 @@ class StubServer:
         self.lock = threading.Lock()
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet
-                pass
 
             def _reply(self, status: int, body: dict, headers: dict | None = None) -> None:
                 payload = json.dumps(body).encode()
@@ -67,9 +64,7 @@ class StubServer:
                     return stub.take_feedback(self, body)
                 return self._reply(404, {"error": "no route"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @staticmethod
     def variant_for(key: str) -> str:
@@ -112,14 +107,6 @@ class StubServer:
                 return handler._reply(404, {"error": "unknown request id"})
             self.feedback.append({**body, "t": time.monotonic()})
         return handler._reply(202, {"accepted": True})
-
-    def __enter__(self) -> StubServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -7,38 +7,25 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from loopback import LoopbackServer, QuietHandler
 
-class GitHubStandin:
+
+class GitHubStandin(LoopbackServer):
     def __init__(self, repository: str = "acme/housing-mlops", token: str = "ghp_test_token") -> None:
         self.repository, self.token = repository, token
         self.dispatches: list[dict[str, Any]] = []
         self.rejected: list[dict[str, Any]] = []
         self.fail_next: list[int] = []  # statuses to answer before succeeding again
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> GitHubStandin:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(self._handler())
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 record = {
@@ -64,8 +51,5 @@ class GitHubStandin:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
         return Handler

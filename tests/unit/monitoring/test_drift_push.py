@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from housing.errors import DataError
 from housing.monitoring.drift_export import drift_values, push, render
+from loopback import LoopbackServer, QuietHandler
 
 REPORT = {
     "drift_score": 0.375,
@@ -44,12 +43,12 @@ def test_incomplete_report_is_a_data_error():
         drift_values({"threshold": 0.3})
 
 
-class Pushgateway:
+class Pushgateway(LoopbackServer):
     def __init__(self, status=200):
         self.requests = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_PUT(self):
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
                 outer.requests.append((self.path, self.headers["Content-Type"], body))
@@ -57,18 +56,8 @@ class Pushgateway:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.start()
 
 
 @pytest.fixture
