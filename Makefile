@@ -184,8 +184,8 @@ deploy: deploy-render ## Roll IMAGE out to OVERLAY: housing canary on the live I
 	kubectl apply -f $(DEPLOY_BUILD)/$(OVERLAY).yaml
 
 .PHONY: promote-deployed
-promote-deployed: $(STAMP) ## Move MLflow @champion to the registered version of the model in models/ (after a canary)
-	$(BIN)/housing promote --model-dir models --force
+promote-deployed: $(STAMP) ## Move MLflow @champion to the model in models/ (registered first if missing)
+	$(BIN)/housing promote --model-dir models --force --register-missing
 
 # --- The closed loop on one machine (src/housing/experiments/loop.py, docs/abtest.md) --------------------------
 LOOP_DIR ?= build/loop

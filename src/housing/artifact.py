@@ -19,6 +19,9 @@ from housing.errors import DataError, ModelIntegrityError
 METADATA_FILE = "metadata.json"
 ONNX_FILE = "model.onnx"
 SCHEMA_VERSION = 1
+# Written by earlier exports; ignored on read. The artifact holds only what its inputs determine, so a rebuild
+# is byte-identical: when and from which commit it was made is logged to MLflow by the register stage.
+LEGACY_KEYS = frozenset({"git_revision", "created_at"})
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,6 @@ class ModelMetadata:
     onnx_file: str = ONNX_FILE
     training_data_sha256: str = ""
     holdout_sha256: str = ""
-    git_revision: str = ""
-    created_at: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     parity_max_abs_diff: float | None = None
     schema_version: int = SCHEMA_VERSION
@@ -57,6 +58,7 @@ class ModelMetadata:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = METADATA_FILE) -> ModelMetadata:
+        data = {k: v for k, v in data.items() if k not in LEGACY_KEYS}
         try:
             features = tuple(FeatureSpec(**f) for f in data["features"])
             return cls(**{**data, "features": features})

@@ -157,6 +157,13 @@ def promote(
         typer.Option(help="Promote the registered version of this artifact (its metadata's model_version)."),
     ] = None,
     force: Annotated[bool, typer.Option(help="Skip the at-least-as-good rule.")] = False,
+    register_missing: Annotated[
+        bool,
+        typer.Option(
+            help="With --model-dir: register the artifact first if this registry does not have it yet "
+            "(CD promotes what it deployed, wherever the pipeline ran)."
+        ),
+    ] = False,
 ) -> None:
     """Move @champion to the challenger when it is at least as good on the same holdout."""
     from housing.registry import promote as run
@@ -165,10 +172,15 @@ def promote(
     if model_dir is not None:
         if version is not None:
             raise typer.BadParameter("give --version or --model-dir, not both")
-        from housing.artifact import read_metadata
-        from housing.registry import version_by_model_version
+        from housing.registry import register_model, version_by_model_version
 
-        version = version_by_model_version(cfg, read_metadata(model_dir).model_version)
+        if register_missing:
+            # Idempotent (reuses a registered artifact); @challenger stays where it is.
+            version = register_model(model_dir, cfg, alias=None)["version"]
+        else:
+            from housing.artifact import read_metadata
+
+            version = version_by_model_version(cfg, read_metadata(model_dir).model_version)
     _echo_json(run(cfg, version=version, force=force))
 
 

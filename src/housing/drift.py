@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -259,6 +261,28 @@ def detect_drift(
 # --- Evidently ----------------------------------------------------------------------------------------
 
 
+# Evidently names every widget and metric with a fresh UUID (dashed, or 32 hex digits in JS names).
+_UUID = re.compile(
+    r"(?<![0-9a-fA-F])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})(?![0-9a-fA-F])"
+)
+
+
+def stable_ids(html: str) -> str:
+    """Replace each distinct UUID by a sequence number in order of first appearance.
+
+    The report is a DVC-tracked output: the same reference and window must give the same bytes. The ids only
+    link the page's elements to each other, so a consistent renumbering renders the same page.
+    """
+    numbers: dict[str, str] = {}
+
+    def number(match: re.Match[str]) -> str:
+        found = match.group(0)
+        hex32 = numbers.setdefault(found.replace("-", ""), f"{len(numbers) + 1:032x}")
+        return str(uuid.UUID(hex32)) if "-" in found else hex32
+
+    return _UUID.sub(number, html)
+
+
 @dataclass(frozen=True)
 class EvidentlyVerdict:
     drift_share: float
@@ -267,7 +291,7 @@ class EvidentlyVerdict:
 
     @property
     def html(self) -> str:
-        return self.snapshot.get_html_str(as_iframe=False)
+        return stable_ids(self.snapshot.get_html_str(as_iframe=False))
 
     def to_dict(self, native: DriftResult) -> dict[str, Any]:
         return {

@@ -17,6 +17,7 @@ from housing.config import FEATURES, EvaluateParams, GateParams, Params
 from housing.data import load_xy
 from housing.errors import GateError
 from housing.features import BAY_AREA, LATITUDE, LONGITUDE, LOS_ANGELES, MED_INC, distance_km
+from housing.timings import record_timings
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -168,7 +169,8 @@ def evaluate_stage(params: Params) -> dict[str, Any]:
     pred = predict(X)
     metrics = regression_metrics(y, pred, cfg)
     gates = check_gates(metrics, cfg.gates)
-    result: dict[str, Any] = {"test": metrics, "gates": gates}
+    model = {"version": metadata.model_version, "onnx_bytes": len(payload)}
+    result: dict[str, Any] = {"test": metrics, "gates": gates, "model": model}
     if not all(g["passed"] for g in gates.values()):
         atomic_write_json(paths.EVALUATION_FAILED_JSON, result)
         failed = "; ".join(
@@ -180,17 +182,10 @@ def evaluate_stage(params: Params) -> dict[str, Any]:
             f"evaluate: quality gate(s) missed ({failed}); previous reports kept, "
             f"details in {paths.EVALUATION_FAILED_JSON}"
         )
-    from housing.train import load_pipeline
-
-    sklearn_model = load_pipeline(paths.SKLEARN_MODEL)
-    result["model"] = {
-        "version": metadata.model_version,
-        "onnx_bytes": len(payload),
-        "onnx_latency_ms_p50": median_latency_ms(predict, X[:1]),
-        "sklearn_latency_ms_p50": median_latency_ms(sklearn_model.predict, X[:1]),
-    }
+    record_timings("evaluate", onnx_latency_ms_p50=median_latency_ms(predict, X[:1]))
     importance = permutation_importance(predict, X, y, cfg.importance_repeats, params.split.seed)
     write_plots(y, pred, importance, cfg)
     atomic_write_json(paths.SLICES_JSON, slice_metrics(X, y, pred, cfg))
     atomic_write_json(paths.METRICS_JSON, result)
+    paths.EVALUATION_FAILED_JSON.unlink(missing_ok=True)  # describes an earlier, failed run
     return result

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -44,25 +42,6 @@ def onnx_predict(session, X: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: X.astype(np.float32, copy=False)})[0].ravel()
 
 
-def git_revision(cwd: Path | None = None) -> str:
-    """HEAD's sha (suffixed ``-dirty`` when tracked files changed), or ``unknown`` outside git."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{head}-dirty" if dirty else head
-
-
 def export_model(
     pipeline: Pipeline,
     X_test: np.ndarray,
@@ -91,8 +70,6 @@ def export_model(
         onnx_sha256=digest,
         training_data_sha256=(data_hashes or {}).get("train", ""),
         holdout_sha256=(data_hashes or {}).get("test", ""),
-        git_revision=git_revision(),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         metrics={k: metrics[k] for k in ("r2", "mae", "rmse", "mdape", "ppe10")},
         parity_max_abs_diff=max_diff,
     )

@@ -26,6 +26,8 @@ PLOTS = REPORTS / "plots"  # CSV plot data for `dvc plots`
 FIGURES = REPORTS / "figures"  # PNGs for PR reports (dvc plots HTML needs a CDN)
 DRIFT_JSON = REPORTS / "drift.json"
 DRIFT_HTML = REPORTS / "drift_report.html"
-REGISTRATION_JSON = REPORTS / "registration.json"
+# Not DVC outputs (untracked): volatile facts that differ between runs of the same inputs.
+REGISTRATION_JSON = REPORTS / "registration.json"  # MLflow run id and version of the last registration
+TIMINGS_JSON = REPORTS / "timings.json"  # fit time, single-row latency
 
 INFERENCE_LOG_DIR = Path("logs/inference")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,25 @@ TAG_PREVIOUS = "champion.previous"
 TAG_PROMOTED_AT = "champion.promoted_at"
 TAG_ROLLED_BACK_AT = "champion.rolled_back_at"
 LOWER_IS_BETTER = {"mae", "rmse", "mdape"}
+
+
+def git_revision(cwd: Path | None = None) -> str:
+    """HEAD's sha (suffixed ``-dirty`` when tracked files changed), or ``unknown`` outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
 
 
 def tracking_uri() -> str:
@@ -69,7 +89,7 @@ def _pip_requirements(*packages: str) -> list[str]:
 def register_model(
     model_dir: Path,
     cfg: RegisterParams,
-    alias: str = CHALLENGER,
+    alias: str | None = CHALLENGER,
     *,
     signature: Any = None,
     log_extras: Callable[[Any], None] | None = None,
@@ -77,17 +97,36 @@ def register_model(
 ) -> dict[str, Any]:
     """Log the verified ONNX artifact of ``model_dir`` in a new run, register it as a version of
     ``cfg.model_name`` tagged with its provenance (``model_version`` is how a deployed or A/B-tested artifact
-    is found again) and point ``alias`` at it. ``log_extras(mlflow)`` logs more inside the same run."""
+    is found again) and point ``alias`` (unless None) at it. ``log_extras(mlflow)`` logs more inside the
+    same run.
+
+    Idempotent: an artifact already registered (same ``model_version``, i.e. the same ONNX bytes) is not
+    registered again; ``alias`` moves to its newest version (``"reused": true`` in the result).
+    """
     import onnx
 
     mlflow, uri = _configure()
     metadata, payload = load_verified(model_dir)
+    client = mlflow.MlflowClient()
+    existing = _newest_tagged(client, cfg.model_name, metadata.model_version)
+    if existing is not None:
+        if alias is not None:
+            client.set_registered_model_alias(cfg.model_name, alias, existing.version)
+        return {
+            "model_name": cfg.model_name,
+            "version": str(existing.version),
+            "alias": alias,
+            "run_id": existing.run_id,
+            "model_version": metadata.model_version,
+            "tracking_uri": uri,
+            "reused": True,
+        }
     tags = {
         "model_version": metadata.model_version,
         "onnx_sha256": metadata.onnx_sha256,
         "training_data_sha256": metadata.training_data_sha256,
         "holdout_sha256": metadata.holdout_sha256,
-        "git_revision": metadata.git_revision,
+        "git_revision": git_revision(),
         **(extra_tags or {}),
     }
     experiment_id = _experiment_id(mlflow, uri, cfg.experiment)
@@ -104,11 +143,11 @@ def register_model(
             registered_model_name=cfg.model_name,
         )
         mlflow.log_dict(metadata.to_dict(), "onnx_model_metadata.json")
-    client = mlflow.MlflowClient()
     version = str(info.registered_model_version)
     for key, value in tags.items():
         client.set_model_version_tag(cfg.model_name, version, key, value)
-    client.set_registered_model_alias(cfg.model_name, alias, version)
+    if alias is not None:
+        client.set_registered_model_alias(cfg.model_name, alias, version)
     return {
         "model_name": cfg.model_name,
         "version": version,
@@ -116,6 +155,7 @@ def register_model(
         "run_id": run.info.run_id,
         "model_version": metadata.model_version,
         "tracking_uri": uri,
+        "reused": False,
     }
 
 
@@ -162,22 +202,29 @@ def register_stage(params: Params) -> dict[str, Any]:
     return result
 
 
+def _newest_tagged(client, name: str, model_version: str):
+    """The newest registered version of ``name`` tagged ``model_version`` (an exact artifact), or None."""
+    from mlflow.exceptions import MlflowException
+
+    escaped = name.replace("'", "\\'")
+    try:
+        found = client.search_model_versions(f"name='{escaped}'")
+    except MlflowException:  # the registered model does not exist yet
+        return None
+    candidates = [v for v in found if v.tags.get("model_version") == model_version]
+    return max(candidates, key=lambda v: int(v.version)) if candidates else None
+
+
 def version_by_model_version(cfg: RegisterParams, model_version: str) -> str:
     """The newest registered version of ``cfg.model_name`` tagged ``model_version`` (an exact artifact)."""
     mlflow, uri = _configure()
-    client = mlflow.MlflowClient()
-    escaped = cfg.model_name.replace("'", "\\'")
-    candidates = [
-        v
-        for v in client.search_model_versions(f"name='{escaped}'")
-        if v.tags.get("model_version") == model_version
-    ]
-    if not candidates:
+    found = _newest_tagged(mlflow.MlflowClient(), cfg.model_name, model_version)
+    if found is None:
         raise RegistryError(
             f"registry {uri}: no version of model {cfg.model_name!r} is tagged "
             f"model_version={model_version!r}; register that artifact first (housing register)"
         )
-    return str(max(candidates, key=lambda v: int(v.version)).version)
+    return str(found.version)
 
 
 def alias_version(cfg: RegisterParams, alias: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from housing.config import Params, TrainParams
 from housing.data import load_xy
 from housing.errors import DataError
 from housing.features import HousingFeatures
+from housing.timings import record_timings
 
 # Types skops may rebuild when loading our own pipeline (never arbitrary pickles).
 SKOPS_TRUSTED_TYPES = [
@@ -107,9 +109,11 @@ def snap_thresholds_to_float32(pipeline: Pipeline) -> None:
 
 
 def fit(X: np.ndarray, y: np.ndarray, train_params: TrainParams) -> tuple[Pipeline, dict[str, Any]]:
-    """Fit (and optionally tune) the pipeline; return it with a summary of what was done."""
+    """Fit (and optionally tune) the pipeline; return it with a summary of what was done.
+
+    The summary holds only what the inputs determine (no timings): it is a DVC-tracked output.
+    """
     pipeline = build_pipeline(train_params)
-    started = time.perf_counter()
     summary: dict[str, Any] = {"model": train_params.model, "rows": len(y)}
     if train_params.tune.enabled:
         pipeline, tuning = tune(pipeline, X, y, train_params)
@@ -117,14 +121,61 @@ def fit(X: np.ndarray, y: np.ndarray, train_params: TrainParams) -> tuple[Pipeli
     else:
         pipeline.fit(X, y)
     snap_thresholds_to_float32(pipeline)
-    summary["fit_seconds"] = round(time.perf_counter() - started, 3)
     return pipeline, summary
+
+
+# A fixed timestamp for every member of the skops archive (the zip format's earliest date).
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def canonical_skops(payload: bytes) -> bytes:
+    """The same skops archive with process-specific details removed, so equal models give equal bytes.
+
+    skops names each array file and memo entry after ``id(obj)`` (a memory address) and stamps every zip
+    member with the current time. Renumbering the ids in order of first appearance in ``schema.json`` and
+    fixing the timestamps changes nothing skops reads back (ids are only keys that link entries).
+    """
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        schema = json.loads(archive.read("schema.json"))
+        members = {name: archive.read(name) for name in archive.namelist() if name != "schema.json"}
+    renumbered: dict[int, int] = {}
+
+    def new_id(old: int) -> int:
+        return renumbered.setdefault(old, len(renumbered) + 1)
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key == "__id__" and isinstance(value, int):
+                    out[key] = new_id(value)
+                elif key == "file" and isinstance(value, str) and value.endswith(".npy"):
+                    out[key] = f"{new_id(int(value.removesuffix('.npy')))}.npy"
+                else:
+                    out[key] = walk(value)
+            return out
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    schema = walk(schema)
+    files = {f"{new_id(int(name.removesuffix('.npy')))}.npy": data for name, data in members.items()}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, data in [("schema.json", json.dumps(schema, indent=2).encode()), *sorted(files.items())]:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()
 
 
 def save_pipeline(pipeline: Pipeline, path: Path) -> None:
     import skops.io as sio
 
-    atomic_write_bytes(path, sio.dumps(pipeline))
+    atomic_write_bytes(path, canonical_skops(sio.dumps(pipeline)))
 
 
 def load_pipeline(path: Path) -> Pipeline:
@@ -139,7 +190,9 @@ def load_pipeline(path: Path) -> Pipeline:
 
 def train_stage(params: Params) -> dict[str, Any]:
     X, y = load_xy(paths.TRAIN_CSV, params.data)
+    started = time.perf_counter()
     pipeline, summary = fit(X, y, params.train)
+    record_timings("train", fit_seconds=round(time.perf_counter() - started, 3))
     save_pipeline(pipeline, paths.SKLEARN_MODEL)
     atomic_write_json(paths.TRAIN_SUMMARY, summary)
     return summary

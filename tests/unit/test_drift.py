@@ -12,7 +12,16 @@ from scipy import stats
 
 from housing import paths
 from housing.config import FEATURES, DriftParams
-from housing.drift import PSI_EPSILON, EvidentlyVerdict, chi2_test, detect_drift, drift_stage, ks_test, psi
+from housing.drift import (
+    PSI_EPSILON,
+    EvidentlyVerdict,
+    chi2_test,
+    detect_drift,
+    drift_stage,
+    ks_test,
+    psi,
+    stable_ids,
+)
 from housing.errors import DataError
 from housing.simulate import scenario_window
 
@@ -293,6 +302,20 @@ def test_evidently_verdicts_agree_with_native_and_the_html_is_written(stage_dir,
     assert "AveRooms" in html
     assert "PSI" in html
     assert len(html) > 100_000
+    # A DVC output: the same inputs give the same bytes (Evidently's fresh UUIDs are renumbered).
+    drift_stage(cfg)
+    assert paths.DRIFT_HTML.read_text() == html
+    assert "metric_00000000000000000000000000000001" in html
+
+
+def test_stable_ids_renumber_uuids_consistently_and_leave_other_hex_alone():
+    first, second = "4c7cd1269bca4a249701c81dd0b359bb", "01a2320a-5098-7399-826a-b87d485b1ab0"
+    digest = "ab" * 32  # a 64-digit hex string is not an id
+    html = f"var metric_{first} = {{id: '{second}', ref: '{first}', sha: '{digest}'}}"
+    assert stable_ids(html) == (
+        "var metric_00000000000000000000000000000001 = {id: '00000000-0000-0000-0000-000000000002', "
+        f"ref: '00000000000000000000000000000001', sha: '{digest}'}}"
+    )
 
 
 def test_evidently_agreement_is_the_equality_of_the_drifted_sets(reference):

@@ -18,7 +18,28 @@ def test_metadata_describes_the_artifact(model_dir, small_params):
     assert metadata.parity_max_abs_diff <= 1e-4
     assert {"r2", "mae", "rmse", "mdape", "ppe10"} <= set(metadata.metrics)
     assert metadata.training_data_sha256 == "test-train"
-    assert metadata.git_revision
+
+
+def test_export_is_byte_reproducible(tmp_path, trained_pipeline, small_split, small_params):
+    """models/ is a DVC output: exporting the same pipeline again (elsewhere, later) gives the same bytes.
+    No clock, host or git state goes into it (registration logs those to MLflow)."""
+    _, _, X_test, y_test = small_split
+    hashes = {"train": "t", "test": "h"}
+    export_model(trained_pipeline, X_test, y_test, small_params, tmp_path / "a", hashes)
+    export_model(trained_pipeline, X_test, y_test, small_params, tmp_path / "b", hashes)
+    for name in ("model.onnx", "metadata.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    recorded = json.loads((tmp_path / "a" / "metadata.json").read_text())
+    assert not {"created_at", "git_revision"} & set(recorded)
+
+
+def test_metadata_written_by_earlier_exports_still_loads(tmp_path, model_dir):
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    data = json.loads((copy / "metadata.json").read_text())
+    data |= {"git_revision": "abc-dirty", "created_at": "2026-11-30T12:00:00+00:00"}
+    (copy / "metadata.json").write_text(json.dumps(data))
+    assert read_metadata(copy).model_version == data["model_version"]
 
 
 def test_parity_failure_writes_nothing(tmp_path, trained_pipeline, small_split, small_params):

@@ -151,3 +151,50 @@ def test_fetch_model_materialises_an_alias_as_a_servable_model_dir(tmp_path, mon
         fetch_model(cfg, "challenger", out)
     assert load_verified(out)[0].model_version == registered["model_version"]  # left as it was
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".served-")] == []
+
+
+def test_registering_an_artifact_twice_reuses_its_version(tmp_path, monkeypatch, model_dir):
+    """`dvc repro -f`, a rerun of register after a new drift report, or CD's --register-missing: the same
+    ONNX bytes never become a second version."""
+    from housing.registry import register_model
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    cfg = RegisterParams(model_name=NAME)
+    first = register_model(model_dir, cfg)
+    again = register_model(model_dir, cfg, alias=None)
+    assert (first["reused"], again["reused"]) == (False, True)
+    assert again["version"] == first["version"]
+    assert again["run_id"] == first["run_id"]
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    assert len(client.search_model_versions(f"name='{NAME}'")) == 1
+    tags = client.get_model_version(NAME, first["version"]).tags
+    assert tags["git_revision"]  # provenance is logged at registration, not baked into the artifact
+
+
+def test_promote_register_missing_registers_the_deployed_artifact_first(tmp_path, monkeypatch, model_dir):
+    """CD promotes what it deployed even when the pipeline ran against another tracking store."""
+    from typer.testing import CliRunner
+
+    from housing.artifact import read_metadata
+    from housing.cli import app
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        Path("params.yaml").read_text().replace("model_name: california-housing", f"model_name: {NAME}")
+    )
+    args = ["promote", "--params", str(params), "--model-dir", str(model_dir), "--force"]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code != 0
+    assert "no version of model" in str(refused.exception)
+    done = CliRunner().invoke(app, [*args, "--register-missing"])
+    assert done.exit_code == 0, done.output
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias(NAME, "champion")
+    assert champion.tags["model_version"] == read_metadata(model_dir).model_version
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        client.get_model_version_by_alias(NAME, "challenger")  # @challenger untouched

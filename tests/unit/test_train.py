@@ -4,7 +4,14 @@ from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegresso
 
 from housing.config import TrainParams, TuneParams
 from housing.errors import DataError
-from housing.train import build_pipeline, fit, load_pipeline, save_pipeline, snap_thresholds_to_float32
+from housing.train import (
+    build_pipeline,
+    canonical_skops,
+    fit,
+    load_pipeline,
+    save_pipeline,
+    snap_thresholds_to_float32,
+)
 
 
 def test_model_family_and_hyper_parameters_come_from_params():
@@ -62,3 +69,27 @@ def test_skops_round_trip_without_pickle(tmp_path, trained_pipeline, small_split
     np.testing.assert_array_equal(restored.predict(X_test), trained_pipeline.predict(X_test))
     with pytest.raises(DataError, match="trained model not found"):
         load_pipeline(tmp_path / "missing.skops")
+
+
+def test_saved_model_bytes_depend_only_on_the_model(small_split, tmp_path):
+    """model.skops is a DVC output: the same fit saved by different objects, at different times, gives the
+    same bytes (skops itself names arrays after memory addresses and stamps the current time)."""
+    import skops.io as sio
+
+    X, y, X_test, _ = small_split
+    params = TrainParams(hgb={"max_iter": 20})
+    first, _ = fit(X, y, params)
+    second, _ = fit(X, y, params)  # equal model, different Python objects (other ids)
+    assert sio.dumps(first) != sio.dumps(second)
+    save_pipeline(first, tmp_path / "a.skops")
+    save_pipeline(second, tmp_path / "b.skops")
+    assert (tmp_path / "a.skops").read_bytes() == (tmp_path / "b.skops").read_bytes()
+    assert canonical_skops((tmp_path / "a.skops").read_bytes()) == (tmp_path / "a.skops").read_bytes()
+    reloaded = load_pipeline(tmp_path / "b.skops")
+    np.testing.assert_array_equal(reloaded.predict(X_test), first.predict(X_test))
+
+
+def test_training_summary_holds_no_timing(small_split):
+    X, y, _, _ = small_split
+    _, summary = fit(X, y, TrainParams(hgb={"max_iter": 5}))
+    assert summary == {"model": "hgb", "rows": len(y)}
