@@ -8,8 +8,11 @@ The report compares the workspace (this PR's pipeline outputs) with a base revis
 - gate verdicts: ``params.yaml`` ``evaluate.gates`` (``<metric>_min`` / ``<metric>_max``) against the metrics;
 - slice metrics (``reports/slices.json``), the drift summary (``reports/drift.json``) with a pointer to the
   Evidently HTML (a workflow artifact), model size and latency;
-- the evaluation figures as Markdown images with paths relative to the report, so that
-  ``cml comment update report.md`` uploads them.
+- the evaluation figures: links to the workflow artifact that holds them (``--figures-url``; a PR comment
+  cannot show a runner's files), or Markdown images with paths relative to the report (local viewing, or a
+  repository that opted in to CML's publishing, which uploads them);
+- when the pipeline failed (``--pipeline-outcome failure --pipeline-log FILE``): the stage that failed and
+  its error lines, and for missed gates the new metrics from ``reports/evaluation_failed.json``.
 
 ``build_report`` does the reading (typed errors naming the file for missing or garbled inputs);
 ``render_report`` is a pure function from the collected data to Markdown.
@@ -38,9 +41,7 @@ DEFAULT_DRIFT_ARTIFACT = "drift-report"
 
 # Direction of "better" per metric; metrics not listed are shown without a verdict.
 HIGHER_IS_BETTER = frozenset({"r2", "ppe10", "ppe20"})
-LOWER_IS_BETTER = frozenset(
-    {"mae", "rmse", "mdape", "cost_usd_per_house", "onnx_latency_ms_p50", "sklearn_latency_ms_p50"}
-)
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "mdape", "cost_usd_per_house"})
 CLOSER_TO_ZERO_IS_BETTER = frozenset({"bias"})
 
 FIGURE_TITLES = {
@@ -89,6 +90,22 @@ class GateVerdict:
 
 
 @dataclass(frozen=True)
+class PipelineRun:
+    """How the pipeline run the report describes ended (from the CI step's outcome and its log)."""
+
+    failed: bool
+    failed_stage: str | None = None  # the dvc.yaml stage DVC failed to reproduce, when the log says
+    errors: tuple[str, ...] = ()  # the error lines of the log (housing's "error: ..." and DVC's "ERROR: ...")
+    metrics_current: bool = True  # False: it stopped before evaluate, so reports/metrics.json is older
+
+    @property
+    def status(self) -> str:
+        if not self.failed:
+            return "succeeded"
+        return f"failed at `{self.failed_stage}`" if self.failed_stage else "failed"
+
+
+@dataclass(frozen=True)
 class ReportData:
     base: str
     head: str
@@ -105,6 +122,9 @@ class ReportData:
     run_url: str | None = None
     missing: list[str] = field(default_factory=list)
     figures_omitted: bool = False
+    figures_url: str | None = None  # where the figures are (a workflow artifact): linked, not embedded
+    pipeline: PipelineRun = PipelineRun(failed=False)
+    timings: dict[str, dict[str, Any]] = field(default_factory=dict)  # reports/timings.json of this run
 
 
 # --- reading ---------------------------------------------------------------------------------------------
@@ -271,6 +291,37 @@ def figures(repo_root: Path, output: Path) -> list[tuple[str, str]]:
     return out
 
 
+MAX_ERROR_LINES = 12
+
+
+def pipeline_run(repo_root: Path, outcome: str, log: Path | None) -> PipelineRun:
+    """Read how the pipeline ended: ``outcome`` is the CI step's (success/failure), ``log`` its output."""
+    import re
+
+    import yaml
+
+    if outcome not in ("success", "failure"):
+        raise ReportError(f"--pipeline-outcome: expected success or failure, got {outcome!r}")
+    if outcome == "success":
+        return PipelineRun(failed=False)
+    text = ""
+    if log is not None:
+        try:
+            text = log.read_text(errors="replace")
+        except OSError as exc:
+            raise ReportError(f"{log}: pipeline log cannot be read ({exc.strerror})") from None
+    errors = [line.strip() for line in text.splitlines() if line.lstrip().startswith(("error:", "ERROR:"))][
+        -MAX_ERROR_LINES:
+    ]
+    failed = re.findall(r"failed to reproduce '([\w-]+)'", text)
+    stage = failed[-1] if failed else None
+    stages = list((yaml.safe_load((repo_root / "dvc.yaml").read_text()) or {}).get("stages", {}))
+    # Stages before evaluate in dvc.yaml's order (the pipeline's order) leave reports/metrics.json as it was.
+    current = stage is not None and "evaluate" in stages and stage in stages
+    current = current and stages.index(stage) > stages.index("evaluate")
+    return PipelineRun(True, stage, tuple(errors), metrics_current=current)
+
+
 def collect(
     repo_root: Path,
     base: str,
@@ -278,6 +329,7 @@ def collect(
     *,
     drift_artifact: str = DEFAULT_DRIFT_ARTIFACT,
     run_url: str | None = None,
+    pipeline: PipelineRun = PipelineRun(failed=False),
 ) -> ReportData:
     """Read everything the report shows. Raises :class:`ReportError` naming the file or command at fault."""
     from housing.config import load_params
@@ -287,6 +339,13 @@ def collect(
         raise ReportError(f"{repo_root}: no dvc.yaml here; pass --repo-root of the project")
     metrics_label = paths.METRICS_JSON.as_posix()
     metrics = _read_json(repo_root / paths.METRICS_JSON, metrics_label, required=True) or {}
+    # Missed gates: evaluate kept the last good metrics.json and wrote this run's metrics beside it.
+    failed_label = paths.EVALUATION_FAILED_JSON.as_posix()
+    failed_evaluation = None
+    if pipeline.failed:
+        failed_evaluation = _read_json(repo_root / paths.EVALUATION_FAILED_JSON, failed_label, required=False)
+    if failed_evaluation is not None:
+        metrics, metrics_label = failed_evaluation, failed_label
     test_metrics = metrics.get("test")
     if not isinstance(test_metrics, dict):
         raise ReportError(f"{metrics_label}: key 'test' missing or not an object")
@@ -294,7 +353,10 @@ def collect(
     if not isinstance(model, dict):
         raise ReportError(f"{metrics_label}: key 'model' is not an object")
     params = load_params(repo_root / PARAMS_FILE)
-    gates = gate_verdicts(params.evaluate.gates.model_dump(), test_metrics, metrics_label)
+    evaluated = pipeline.metrics_current or failed_evaluation is not None
+    gates = (
+        gate_verdicts(params.evaluate.gates.model_dump(), test_metrics, metrics_label) if evaluated else []
+    )
 
     missing = []
     slices_label = paths.SLICES_JSON.as_posix()
@@ -311,11 +373,22 @@ def collect(
         _check_drift(drift, drift_label)
 
     metrics_diff = _dvc_json(repo_root, "metrics", "diff", "--json", "--all", base)
-    rows, base_has_metrics = metric_rows(metrics_diff, metrics_label)
+    rows, base_has_metrics = metric_rows(metrics_diff, paths.METRICS_JSON.as_posix())
+    if failed_evaluation is not None or not pipeline.metrics_current:
+        # The workspace's metrics.json is not this run's: keep the base values, take the new ones from the
+        # failed evaluation (or show none when the pipeline stopped before evaluating).
+        current = {f"test.{k}": v for k, v in test_metrics.items()} if failed_evaluation else {}
+        current |= {f"model.{k}": v for k, v in model.items()} if failed_evaluation else {}
+        rows = [
+            MetricRow(row.name, row.old, _number(current[row.name], f"{failed_label}: {row.name}"))
+            if isinstance(current.get(row.name), int | float)
+            else MetricRow(row.name, row.old, None)
+            for row in rows
+        ]
     changes = param_changes(_dvc_json(repo_root, "params", "diff", "--json", base))
     # dvc metrics diff skips non-numeric values: make sure every test metric of the file is shown.
     shown = {row.name for row in rows}
-    for name, value in test_metrics.items():
+    for name, value in test_metrics.items() if evaluated else ():
         if f"test.{name}" not in shown:
             rows.append(MetricRow(f"test.{name}", None, _number(value, f"{metrics_label}: test.{name}")))
     # Keep the order of the metrics file (r2, mae, ... as evaluate writes them), then anything else.
@@ -347,7 +420,15 @@ def collect(
         drift_artifact=drift_artifact,
         run_url=run_url,
         missing=missing,
+        pipeline=pipeline,
+        timings=_timings(repo_root),
     )
+
+
+def _timings(repo_root: Path) -> dict[str, dict[str, Any]]:
+    """This run's reports/timings.json (volatile, untracked): shown for information, never compared."""
+    found = _read_json(repo_root / paths.TIMINGS_JSON, paths.TIMINGS_JSON.as_posix(), required=False)
+    return {k: v for k, v in (found or {}).items() if isinstance(v, dict)}
 
 
 # --- rendering -------------------------------------------------------------------------------------------
@@ -419,6 +500,13 @@ def _metrics_section(data: ReportData) -> list[str]:
 
 
 def _gates_section(data: ReportData) -> list[str]:
+    if not data.gates:
+        return [
+            "## Quality gates",
+            "",
+            "_Not evaluated: the pipeline stopped before the evaluate stage._",
+            "",
+        ]
     failed = [g for g in data.gates if not g.passed]
     headline = (
         f"**{len(failed)} of {len(data.gates)} gate(s) failed.**"
@@ -515,23 +603,20 @@ def _drift_section(data: ReportData) -> list[str]:
 
 def _model_section(data: ReportData) -> list[str]:
     lines = ["## Model artifact", ""]
-    by_name = {row.name: row for row in data.metrics if row.name.startswith("model.")}
-    rows = []
-    for key, label in (
-        ("onnx_bytes", "ONNX size (bytes)"),
-        ("onnx_latency_ms_p50", "ONNX latency p50, 1 row (ms)"),
-        ("sklearn_latency_ms_p50", "sklearn latency p50, 1 row (ms)"),
-    ):
-        if key not in data.model and f"model.{key}" not in by_name:
-            continue
-        row = by_name.get(f"model.{key}", MetricRow(f"model.{key}", None, None))
-        new = data.model.get(key, row.new)
-        change, verdict = _change(MetricRow(row.name, row.old, new))
-        rows.append([label, _fmt(row.old, key), _fmt(new, key), change, verdict])
-    if not rows:
-        return [*lines, "_Model size and latency not recorded._", ""]
     if data.model.get("version"):
         lines += [f"Model version `{data.model['version']}`.", ""]
+    rows = []
+    size = next((row for row in data.metrics if row.name == "model.onnx_bytes"), None)
+    if size is not None:
+        rows.append(
+            ["ONNX size (bytes)", _fmt(size.old, "onnx_bytes"), _fmt(size.new, "onnx_bytes"), *_change(size)]
+        )
+    latency = data.timings.get("evaluate", {}).get("onnx_latency_ms_p50")
+    if isinstance(latency, int | float):
+        # Machine- and load-dependent: measured on this run's runner, so not compared with the base.
+        rows.append(["ONNX latency p50, 1 row (ms, this runner)", "—", _fmt(float(latency)), "", ""])
+    if not rows:
+        return [*lines, "_Model size and latency not recorded._", ""]
     return [*lines, *_table(["", f"base `{data.base}`", "this change", "Δ", ""], rows), ""]
 
 
@@ -542,19 +627,42 @@ def _figures_section(data: ReportData) -> list[str]:
         return [*lines, f"_Omitted here: see the CI report comment or {where}._", ""]
     if not data.figures:
         return [*lines, f"_No figures in `{paths.FIGURES.as_posix()}`._", ""]
+    if data.figures_url:
+        names = ", ".join(f"{title} (`{Path(path).name}`)" for title, path in data.figures)
+        return [*lines, f"{names}: in the [workflow artifact]({data.figures_url}) of this run.", ""]
     for title, path in data.figures:
         lines += [f"### {title}", "", f"![{title}]({path})", ""]
+    return lines
+
+
+def _pipeline_section(data: ReportData) -> list[str]:
+    run = data.pipeline
+    if not run.failed:
+        return []
+    lines = [f"## ❌ The pipeline {run.status}", ""]
+    if not run.metrics_current and not any(row.new is not None for row in data.metrics):
+        lines += ["It stopped before the evaluate stage: this change has no metrics.", ""]
+    if run.errors:
+        lines += ["```", *run.errors, "```", ""]
+    else:
+        lines += ["_No error lines in the pipeline log; see the workflow run._", ""]
     return lines
 
 
 def render_report(data: ReportData) -> str:
     """The report as Markdown (GitHub flavour)."""
     failed = [g for g in data.gates if not g.passed]
-    status = "❌ gates failed" if failed else "✅ gates passed"
+    if failed:
+        status = "❌ gates failed"
+    elif data.pipeline.failed:
+        status = f"❌ pipeline {data.pipeline.status}"
+    else:
+        status = "✅ gates passed"
     lines = [f"# Model report: `{data.head}` vs `{data.base}` — {status}", ""]
     if data.missing:
         lines += [f"> Missing inputs: {', '.join(f'`{m}`' for m in data.missing)}", ""]
     for section in (
+        _pipeline_section,
         _metrics_section,
         _gates_section,
         _params_section,
@@ -575,10 +683,13 @@ def build_report(
     drift_artifact: str = DEFAULT_DRIFT_ARTIFACT,
     run_url: str | None = None,
     include_figures: bool = True,
+    figures_url: str | None = None,
+    pipeline: PipelineRun = PipelineRun(failed=False),
 ) -> ReportData:
     """Collect, render and write the report to ``output`` (relative paths: relative to ``repo_root``)."""
     output = output if output.is_absolute() else repo_root / output
-    data = collect(repo_root, base, output, drift_artifact=drift_artifact, run_url=run_url)
+    data = collect(repo_root, base, output, drift_artifact=drift_artifact, run_url=run_url, pipeline=pipeline)
+    data = replace(data, figures_url=figures_url)
     if not include_figures:
         data = replace(data, figures=[], figures_omitted=True)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -602,11 +713,21 @@ def report(
         bool,
         typer.Option(
             "--figures/--no-figures",
-            help="Embed the evaluation plots (off for PR bodies that cannot upload).",
+            help="Show the evaluation plots (off for PR bodies, which cannot link a run's artifacts).",
         ),
     ] = True,
+    figures_url: Annotated[
+        str | None,
+        typer.Option(help="URL of the workflow artifact holding the figures: link it instead of embedding."),
+    ] = None,
     run_url: Annotated[
         str | None, typer.Option(help="URL of the workflow run (its artifacts hold the drift HTML).")
+    ] = None,
+    pipeline_outcome: Annotated[
+        str, typer.Option(help="How the pipeline step ended: success or failure (CI passes its outcome).")
+    ] = "success",
+    pipeline_log: Annotated[
+        Path | None, typer.Option(help="The pipeline step's output: failed stage and error lines.")
     ] = None,
 ) -> None:
     """Write the PR report: metrics diff vs --base, gates, params diff, slices, drift, model, plots."""
@@ -617,12 +738,14 @@ def report(
         drift_artifact=drift_artifact,
         run_url=run_url,
         include_figures=include_figures,
+        figures_url=figures_url,
+        pipeline=pipeline_run(repo_root, pipeline_outcome, pipeline_log),
     )
     failed = sum(not g.passed for g in data.gates)
     target = output if output.is_absolute() else repo_root / output
     typer.echo(
         f"report -> {target} ({len(data.metrics)} metrics vs {base}, {len(data.params)} param change(s), "
-        f"{failed} failed gate(s), {len(data.figures)} figure(s))"
+        f"{failed} failed gate(s), {len(data.figures)} figure(s), pipeline {data.pipeline.status})"
     )
 
 

@@ -24,12 +24,12 @@ PNG = bytes.fromhex(  # a valid 1x1 PNG
 BASE_METRICS = {
     "test": {"r2": 0.85, "mae": 0.28, "rmse": 0.43, "bias": -0.004, "cost_usd_per_house": 3500.0, "n": 4128},
     "gates": {"r2_min": {"threshold": 0.75, "value": 0.85, "passed": True}},
-    "model": {"version": "sha-base", "onnx_bytes": 2_000_000, "onnx_latency_ms_p50": 0.03},
+    "model": {"version": "sha-base", "onnx_bytes": 2_000_000},
 }
 NEW_METRICS = {
     "test": {"r2": 0.87, "mae": 0.30, "rmse": 0.42, "bias": 0.002, "cost_usd_per_house": 3400.0, "n": 4128},
     "gates": {"r2_min": {"threshold": 0.75, "value": 0.87, "passed": True}},
-    "model": {"version": "sha-new", "onnx_bytes": 2_500_000, "onnx_latency_ms_p50": 0.02},
+    "model": {"version": "sha-new", "onnx_bytes": 2_500_000},
 }
 SLICES = {"region": {"bay_area": {"n": 911, "mae": 0.3057, "r2": 0.85}, "other": {"n": 10, "mae": 0.2}}}
 
@@ -120,6 +120,7 @@ def two_commit_repo(template_repo, tmp_path_factory) -> tuple[Path, str]:
         (repo / "reports/figures").mkdir(parents=True, exist_ok=True)
         (repo / "reports/figures" / name).write_bytes(PNG)
     _commit(repo, "change: learning rate 0.1")
+    _write_json(repo / "reports/timings.json", {"evaluate": {"onnx_latency_ms_p50": 0.0213}})  # untracked
     return repo, base
 
 
@@ -173,7 +174,8 @@ def test_report_end_to_end_on_two_commits(two_commit_repo):
     assert "artifact `drift-report` of [workflow run](https://github.com/o/r/actions/runs/1)" in text
     assert _table_row(text, "Latitude")[-1] == "⚠️ drifted"
     assert _table_row(text, "ONNX size (bytes)")[1:] == ["2,000,000", "2,500,000", "+500,000 (+25.0%)", ""]
-    assert _table_row(text, "ONNX latency p50, 1 row (ms)")[4] == "🟢 better"
+    # latency depends on the runner: this run's value, never compared with the base
+    assert _table_row(text, "ONNX latency p50, 1 row (ms, this runner)")[1:] == ["—", "0.0213", "", ""]
     assert "Model version `sha-new`." in text
     # figures: relative to the report (out/), in the documented order, and the paths resolve
     images = [line for line in text.splitlines() if line.startswith("![")]
@@ -306,3 +308,79 @@ def test_no_figures_for_pull_request_bodies(two_commit_repo, tmp_path):
     assert (
         "_Omitted here: see the CI report comment or the [workflow run](https://example.com/run/9)._" in text
     )
+
+
+def test_figures_link_the_workflow_artifact_instead_of_embedding(two_commit_repo, tmp_path):
+    """A PR comment cannot show a runner's files: the report links the artifact that holds them."""
+    repo, base = two_commit_repo
+    output = tmp_path / "report.md"
+    url = "https://github.com/o/r/actions/runs/1/artifacts/42"
+    rpt.build_report(repo, base, output, figures_url=url)
+    text = output.read_text()
+    assert "![" not in text
+    assert (
+        "Predicted vs actual (`pred_vs_actual.png`), Residuals (`residuals.png`), Permutation importance "
+        f"(`feature_importance.png`): in the [workflow artifact]({url}) of this run." in text
+    )
+
+
+PIPELINE_LOG_GATE = """\
+Running stage 'evaluate':
+> housing evaluate
+error: evaluate: quality gate(s) missed (mae_max: 0.4500 vs threshold 0.4); previous reports kept
+ERROR: failed to reproduce 'evaluate': failed to run: housing evaluate, exited with 2
+"""
+
+
+def test_missed_gate_shows_this_runs_metrics_not_the_kept_ones(fresh_repo, tmp_path):
+    """evaluate keeps the last good metrics.json and writes the failed run's beside it: the report shows
+    the failed run's values, the failed gate and the error, headed as a failure."""
+    repo, base = fresh_repo
+    _write_json(repo / "reports/metrics.json", BASE_METRICS)
+    base = _commit(repo, "base with metrics")
+    failed = {
+        "test": {**NEW_METRICS["test"], "mae": 0.45, "r2": 0.70},
+        "gates": {},
+        "model": {"version": "sha-failed", "onnx_bytes": 2_400_000},
+    }
+    _write_json(repo / "reports/evaluation_failed.json", failed)
+    log = tmp_path / "pipeline.log"
+    log.write_text(PIPELINE_LOG_GATE)
+    run = rpt.pipeline_run(repo, "failure", log)
+    assert (run.failed, run.failed_stage, run.metrics_current) == (True, "evaluate", False)
+    text = rpt.render_report(rpt.collect(repo, base, repo / "report.md", pipeline=run))
+    assert "❌ gates failed" in text.splitlines()[0]
+    assert "## ❌ The pipeline failed at `evaluate`" in text
+    assert "error: evaluate: quality gate(s) missed (mae_max: 0.4500 vs threshold 0.4)" in text
+    assert _table_row(text, "mae")[1:4] == ["0.2800", "0.4500", "+0.1700 (+60.7%)"]
+    assert _table_row(text, "`evaluate.gates.mae_max`")[1:] == ["mae <= 0.4000", "0.4500", "❌ fail"]
+    assert _table_row(text, "`evaluate.gates.r2_min`")[1:] == ["r2 >= 0.7500", "0.7000", "❌ fail"]
+    assert "Model version `sha-failed`." in text
+
+
+def test_a_pipeline_that_stopped_before_evaluate_shows_no_metrics_as_its_own(fresh_repo, tmp_path):
+    repo, base = fresh_repo
+    _write_json(repo / "reports/metrics.json", BASE_METRICS)
+    base = _commit(repo, "base with metrics")
+    log = tmp_path / "pipeline.log"
+    log.write_text(
+        "Running stage 'validate':\n> housing validate\nerror: data/raw/california_housing.csv: Latitude: "
+        "range rule '32.4 <= value <= 42.1' broken by 1 row(s)\n"
+        "ERROR: failed to reproduce 'validate': failed to run: housing validate, exited with 2\n"
+    )
+    text = rpt.render_report(
+        rpt.collect(repo, base, repo / "report.md", pipeline=rpt.pipeline_run(repo, "failure", log))
+    )
+    assert "❌ pipeline failed at `validate`" in text.splitlines()[0]
+    assert "It stopped before the evaluate stage: this change has no metrics." in text
+    assert "Latitude: range rule '32.4 <= value <= 42.1' broken by 1 row(s)" in text
+    assert _table_row(text, "r2")[1:3] == ["0.8500", "—"]  # the kept metrics are not shown as this run's
+    assert "_Not evaluated: the pipeline stopped before the evaluate stage._" in text
+
+
+def test_pipeline_outcome_must_be_known(fresh_repo):
+    repo, _ = fresh_repo
+    with pytest.raises(
+        rpt.ReportError, match="--pipeline-outcome: expected success or failure, got 'skipped'"
+    ):
+        rpt.pipeline_run(repo, "skipped", None)
