@@ -35,6 +35,11 @@ def to_onnx_bytes(pipeline: Pipeline, n_features: int, opset: int) -> bytes:
         initial_types=[("input", FloatTensorType([None, n_features]))],
         target_opset={"": opset, "ai.onnx.ml": 3},
     )
+    # skl2onnx collects the opset imports in a set: their order follows PYTHONHASHSEED. Sorted, the same
+    # pipeline always serialises to the same bytes (models/ is a DVC output).
+    imports = sorted(model.opset_import, key=lambda entry: (entry.domain, entry.version))
+    del model.opset_import[:]
+    model.opset_import.extend(imports)
     return model.SerializeToString()
 
 

@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 
 import numpy as np
@@ -68,3 +69,31 @@ def test_metadata_is_plain_json(model_dir):
     assert data["input_name"] == "input"
     assert data["features"][7]["name"] == "Longitude"
     assert np.isfinite(data["metrics"]["mae"])
+
+
+def test_onnx_bytes_do_not_depend_on_the_hash_seed(tmp_path, trained_pipeline):
+    """skl2onnx gathers opset imports in a set; each process has its own string hash seed (with seeds 20,
+    22 and 37 the unsorted export listed ai.onnx.ml first)."""
+    import subprocess
+    import sys
+
+    from housing.train import save_pipeline
+
+    save_pipeline(trained_pipeline, tmp_path / "model.skops")
+    script = (
+        "import hashlib, sys; from pathlib import Path; from housing.train import load_pipeline; "
+        "from housing.export import to_onnx_bytes; "
+        "p = load_pipeline(Path(sys.argv[1])); print(hashlib.sha256(to_onnx_bytes(p, 8, 17)).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "model.skops")],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout.strip()
+        for seed in ("1", "20", "22", "37")
+    }
+    assert len(digests) == 1
