@@ -39,12 +39,19 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install the project with dev tools
 
 .PHONY: data
-data: $(STAMP) ## Get data/: dvc pull from the remote if reachable, else re-ingest and verify data.dvc's hash
+data: $(STAMP) dvc-remote ## Get data/: dvc pull from the remote if reachable, else re-ingest and verify data.dvc's hash
 	$(BIN)/python -m housing.data_setup
 
+.PHONY: dvc-remote
+dvc-remote: $(STAMP) ## Make $$DVC_REMOTE_URL this clone's default DVC remote (.dvc/config.local); no-op when unset
+	$(BIN)/python -m housing.dvc_remote configure
+
+# `dvc repro` skips register when its inputs match dvc.lock (a fresh clone): the second call registers the
+# workspace model in this tracking store if it lacks it (idempotent; dvc.lock does not change).
 .PHONY: pipeline
 pipeline: data ## Set up everything and run the whole pipeline (dvc repro)
 	$(BIN)/dvc repro
+	$(BIN)/dvc repro --single-item --force register
 	$(BIN)/dvc metrics show
 
 .PHONY: test
@@ -157,16 +164,31 @@ production-window: $(STAMP) ## Replace the production window with the inference 
 	$(BIN)/dvc add data
 
 .PHONY: push-artifacts
-push-artifacts: $(STAMP) ## dvc push data and pipeline outputs to the team's remote (needs a configured remote)
-	@test -n "$$($(BIN)/dvc remote list)" || { echo "push-artifacts: no DVC remote configured (dvc remote add -d ...)" >&2; exit 2; }
+push-artifacts: dvc-remote ## dvc push data and pipeline outputs to the team's remote (DVC_REMOTE_URL)
+	$(BIN)/python -m housing.dvc_remote require
 	$(BIN)/dvc push
 
+.PHONY: remote-check
+remote-check: dvc-remote ## Fail unless every output dvc.lock and data.dvc pin is on the DVC remote (PR CI)
+	$(BIN)/python -m housing.dvc_remote check
+
+.PHONY: pull-outputs
+pull-outputs: dvc-remote ## dvc pull the pinned pipeline outputs that the remote has (dvc repro then reuses them)
+	$(BIN)/dvc pull --allow-missing
+
+LOCKED := dvc.lock reports/metrics.json reports/drift.json reports/slices.json reports/validation.json
+.PHONY: lock-check
+lock-check: ## Fail when the pipeline changed dvc.lock or its git-tracked reports (the commit's are stale)
+	@git diff --quiet -- $(LOCKED) || { git diff --stat -- $(LOCKED) >&2; echo "lock-check: dvc.lock does not \
+	match what this commit's code, params and data produce: run \`dvc repro\`, commit dvc.lock and the reports, \
+	and \`dvc push\`" >&2; exit 1; }
+
 .PHONY: model-artifact
-model-artifact: data ## models/ as pinned by dvc.lock (dvc pull, else rebuild and verify)
+model-artifact: data ## models/ as pinned by dvc.lock (dvc pull, else rebuild byte for byte and verify)
 	if ! $(BIN)/dvc pull models; then echo "dvc pull models failed: rebuilding (dvc repro export)" >&2; \
 	  $(BIN)/dvc repro export; fi
 	@git diff --quiet -- dvc.lock || { echo "model-artifact: the rebuilt models/ differ from dvc.lock: dvc push \
-	the pinned artifacts from where they were made" >&2; git diff --stat -- dvc.lock >&2; exit 1; }
+	the pinned artifacts from where they were made" >&2; git diff -- dvc.lock >&2; exit 1; }
 	$(BIN)/python -c "from pathlib import Path; from housing.artifact import load_verified; \
 	m, _ = load_verified(Path('models')); print('model artifact', m.model_version, m.onnx_sha256[:12])"
 

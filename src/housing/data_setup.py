@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from housing.config import DEFAULT_PARAMS_PATH, load_params
+from housing.dvc_remote import dvc, remote_url
 from housing.errors import DataError, HousingError
 
 log = logging.getLogger("housing.data_setup")
@@ -23,11 +22,6 @@ log = logging.getLogger("housing.data_setup")
 DVC_FILE = Path("data.dvc")
 # How the committed production window was made until real inference logs replace it.
 BOOTSTRAP_WINDOW = {"scenario": "none", "rows": 5000, "seed": 7}
-
-
-def _dvc(*args: str, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
-    return subprocess.run([dvc, *args], capture_output=True, text=True, check=check, timeout=timeout)
 
 
 def _recorded_hash(dvc_file_text: str) -> str:
@@ -46,7 +40,7 @@ def data_matches_dvc_file() -> bool:
     when the files are right. Then ``dvc commit`` hashes the workspace (and caches it); the result must equal
     the recorded hash, otherwise data.dvc is restored untouched.
     """
-    result = _dvc("status", "--json", str(DVC_FILE))
+    result = dvc("status", "--json", str(DVC_FILE))
     if result.returncode != 0:
         raise DataError(f"{DVC_FILE}: dvc status failed: {result.stderr.strip()}")
     status = json.loads(result.stdout or "{}")
@@ -55,16 +49,11 @@ def data_matches_dvc_file() -> bool:
     if status != {str(DVC_FILE): [{"changed outs": {"data": "not in cache"}}]}:
         return False
     recorded = DVC_FILE.read_text()
-    _dvc("commit", "--force", str(DVC_FILE), check=True)
+    dvc("commit", "--force", str(DVC_FILE), check=True)
     if _recorded_hash(DVC_FILE.read_text()) == _recorded_hash(recorded):
         return True
     DVC_FILE.write_text(recorded)
     return False
-
-
-def remote_configured() -> bool:
-    result = _dvc("remote", "list")
-    return result.returncode == 0 and bool(result.stdout.strip())
 
 
 def rebuild(params_path: Path = DEFAULT_PARAMS_PATH) -> None:
@@ -84,8 +73,8 @@ def setup_data(params_path: Path = DEFAULT_PARAMS_PATH) -> str:
         raise DataError(f"{DVC_FILE}: not found; run from the repository root")
     if Path("data").is_dir() and data_matches_dvc_file():
         return "present"
-    if remote_configured():
-        pulled = _dvc("pull", str(DVC_FILE))
+    if remote_url() is not None:
+        pulled = dvc("pull", str(DVC_FILE))
         if pulled.returncode == 0 and data_matches_dvc_file():
             return "pulled"
         log.warning(
