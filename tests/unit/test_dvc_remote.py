@@ -32,7 +32,8 @@ def repo(tmp_path, monkeypatch) -> Path:
     (root / "data").mkdir(parents=True)
     (root / "data" / "in.txt").write_text("rows\n")
     (root / "dvc.yaml").write_text(
-        "stages:\n  make:\n    cmd: tr a-z A-Z < data/in.txt > out.txt\n    deps: [data]\n    outs: [out.txt]\n"
+        "stages:\n  make:\n    cmd: tr a-z A-Z < data/in.txt > out.txt\n"
+        "    deps: [data]\n    outs: [out.txt]\n"
     )
     _run(root, "git", "init", "-q", "-b", "main")
     _run(root, "git", "config", "user.email", "ci@example.com")
@@ -72,7 +73,7 @@ def test_check_fails_until_everything_pinned_is_pushed(repo, tmp_path):
         dvc_remote.check()
     message = str(failed.value)
     assert "2 output(s) pinned by dvc.lock / data.dvc are not on the remote" in message
-    assert "data (new)" in message and "out.txt (new)" in message
+    assert "data (new), out.txt (new)." in message  # a directory once, not each of its files
     assert "Run `dvc push` where they were produced" in message
     _run(repo, DVC, "push", "-q")
     assert dvc_remote.check() == str(tmp_path / "remote")
