@@ -133,7 +133,7 @@ class Stack:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, arg), = node.items()  # fmt: skip
+            key, arg = next(iter(node.items()))
             if key == "Ref":
                 return self._ref(arg)
             if key == "Condition":
@@ -228,3 +228,27 @@ def _document(value: Any) -> dict[str, Any]:
 
 def resolve_stack(**parameters: str) -> Stack:
     return Stack(load_template(TEMPLATE), {**BASE_PARAMETERS, **parameters})
+
+
+def describe_stacks(stack: Stack, status: str = "CREATE_COMPLETE") -> dict[str, Any]:
+    """What `aws cloudformation describe-stacks --output json` returns for this resolved stack."""
+    return {
+        "Stacks": [
+            {
+                "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}/0f1e2d3c",
+                "StackName": STACK,
+                "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in stack.parameters.items()],
+                "CreationTime": "2026-12-01T10:00:00.000Z",
+                "StackStatus": status,
+                "Outputs": [
+                    {
+                        "OutputKey": key,
+                        "OutputValue": value,
+                        "Description": stack.template["Outputs"][key]["Description"],
+                    }
+                    for key, value in stack.outputs.items()
+                ],
+                "Tags": [{"Key": "project", "Value": "housing-mlops"}],
+            }
+        ]
+    }
