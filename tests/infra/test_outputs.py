@@ -114,3 +114,18 @@ def test_every_variable_and_secret_the_workflows_read_is_either_generated_or_lis
 
 def test_the_repository_rule_is_the_templates(stack: Stack) -> None:
     assert stack.template["Parameters"]["GitHubRepository"]["AllowedPattern"] == REPOSITORY_PATTERN
+
+
+def test_the_table_in_docs_infra_md_is_this_table() -> None:
+    rows = re.findall(
+        r"^\| `(\w+)` \| `([A-Z_]+)`[^|]*\| ([^|]+) \|$", (ROOT / "docs" / "infra.md").read_text(), re.M
+    )
+    documented = {(output, name, where.strip()) for output, name, where in rows}
+    expected = set()
+    for v in GITHUB_VARIABLES:
+        plural = "environments" if len(v.environments) > 1 else "environment"
+        where = (
+            f"{plural} {', '.join(f'`{env}`' for env in v.environments)}" if v.environments else "repository"
+        )
+        expected.add((v.output, v.name, where))
+    assert documented == expected
