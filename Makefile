@@ -204,6 +204,9 @@ INFRA_STACK ?= housing-mlops
 GITHUB_REPOSITORY ?=
 EKS_CLUSTER ?=
 INFRA_PARAMS ?=
+INFRA_REGION_OPTION = $(if $(AWS_REGION),--region "$(AWS_REGION)")
+INFRA_DEPLOY_PARAMS = -p GitHubRepository="$(GITHUB_REPOSITORY)" -p EksClusterName="$(EKS_CLUSTER)" \
+  $(foreach param,$(INFRA_PARAMS),-p "$(param)")
 
 $(INFRA_STAMP):
 	test -x $(INFRA_BIN)/python || $(PYTHON) -m venv $(INFRA_TOOLS)
@@ -224,11 +227,8 @@ infra-check: $(STAMP) $(INFRA_STAMP) ## cfn-lint, checkov (suppressions need a r
 
 .PHONY: infra-deploy
 infra-deploy: $(STAMP) ## Create/update the AWS stack: GITHUB_REPOSITORY=org/repo EKS_CLUSTER=name [AWS_REGION=] [INFRA_PARAMS="K=V .."]
-	$(BIN)/housing infra deploy --stack-name "$(INFRA_STACK)" $(if $(AWS_REGION),--region "$(AWS_REGION)") \
-	  -p GitHubRepository="$(GITHUB_REPOSITORY)" -p EksClusterName="$(EKS_CLUSTER)" \
-	  $(foreach param,$(INFRA_PARAMS),-p "$(param)") --run
+	$(BIN)/housing infra deploy --stack-name "$(INFRA_STACK)" $(INFRA_REGION_OPTION) $(INFRA_DEPLOY_PARAMS) --run
 
 .PHONY: infra-github-config
 infra-github-config: $(STAMP) ## gh commands for the GitHub environments/variables from the stack's outputs (APPLY=1 runs them)
-	$(BIN)/housing infra github-config --stack-name "$(INFRA_STACK)" $(if $(AWS_REGION),--region "$(AWS_REGION)") \
-	  $(if $(APPLY),--apply)
+	$(BIN)/housing infra github-config --stack-name "$(INFRA_STACK)" $(INFRA_REGION_OPTION) $(if $(APPLY),--apply)
