@@ -205,8 +205,10 @@ GITHUB_REPOSITORY ?=
 EKS_CLUSTER ?=
 INFRA_PARAMS ?=
 INFRA_REGION_OPTION = $(if $(AWS_REGION),--region "$(AWS_REGION)")
-INFRA_DEPLOY_PARAMS = -p GitHubRepository="$(GITHUB_REPOSITORY)" -p EksClusterName="$(EKS_CLUSTER)" \
-  $(foreach param,$(INFRA_PARAMS),-p "$(param)")
+INFRA_PARAMETERS_FILE ?=
+INFRA_DEPLOY_PARAMS = $(if $(INFRA_PARAMETERS_FILE),--parameters-file "$(INFRA_PARAMETERS_FILE)") \
+  $(if $(GITHUB_REPOSITORY),-p GitHubRepository="$(GITHUB_REPOSITORY)") \
+  $(if $(EKS_CLUSTER),-p EksClusterName="$(EKS_CLUSTER)") $(foreach param,$(INFRA_PARAMS),-p "$(param)")
 
 $(INFRA_STAMP):
 	test -x $(INFRA_BIN)/python || $(PYTHON) -m venv $(INFRA_TOOLS)
@@ -226,7 +228,7 @@ infra-check: $(STAMP) $(INFRA_STAMP) ## cfn-lint, checkov (suppressions need a r
 	$(BIN)/pytest -q -p no:cacheprovider tests/infra
 
 .PHONY: infra-deploy
-infra-deploy: $(STAMP) ## Create/update the AWS stack: GITHUB_REPOSITORY=org/repo EKS_CLUSTER=name [AWS_REGION=] [INFRA_PARAMS="K=V .."]
+infra-deploy: $(STAMP) ## Create/update the AWS stack: GITHUB_REPOSITORY=o/r EKS_CLUSTER=c [AWS_REGION INFRA_PARAMS INFRA_PARAMETERS_FILE]
 	$(BIN)/housing infra deploy --stack-name "$(INFRA_STACK)" $(INFRA_REGION_OPTION) $(INFRA_DEPLOY_PARAMS) --run
 
 .PHONY: infra-github-config

@@ -11,7 +11,7 @@ import pytest
 from cfn_support import ROOT, TEMPLATE
 from fake_cli import calls, fake_cli
 
-from housing.infra.deploy import deploy_command, parse_assignments
+from housing.infra.deploy import deploy_command, parse_assignments, read_parameters_file
 from housing.infra.template import InfraError, check_parameters, load_template
 
 REQUIRED = {"GitHubRepository": "my-org/housing-mlops", "EksClusterName": "prod-cluster"}
@@ -80,6 +80,34 @@ def test_assignments_parse_and_reject_duplicates_and_missing_equals() -> None:
         parse_assignments(["A"])
 
 
+def test_the_example_parameters_file_sets_every_parameter_validly() -> None:
+    example = read_parameters_file(ROOT / "infra" / "parameters.example.json")
+    template = load_template(TEMPLATE)
+    assert set(example) == set(template["Parameters"])
+    assert check_parameters(template, example) == example
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{", r"not JSON \(Expecting property name"),
+        ('{"GitHubRepository": "a/b"}', r"expected a list of \{ParameterKey, ParameterValue\} objects"),
+        ('[{"ParameterKey": "A"}]', "entry 0 must have exactly ParameterKey, ParameterValue"),
+        (
+            '[{"ParameterKey": "A", "ParameterValue": "1"}, {"ParameterKey": "A", "ParameterValue": "2"}]',
+            "A given twice",
+        ),
+    ],
+)
+def test_bad_parameters_files_name_file_and_entry(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "params.json"
+    path.write_text(content)
+    with pytest.raises(InfraError, match=rf"parameters file {path}: {message}"):
+        read_parameters_file(path)
+    with pytest.raises(InfraError, match=rf"parameters file {tmp_path}/none.json: No such file"):
+        read_parameters_file(tmp_path / "none.json")
+
+
 def test_template_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(InfraError, match=rf"template {tmp_path}/none.yaml: No such file"):
         load_template(tmp_path / "none.yaml")
@@ -109,6 +137,21 @@ def test_cli_prints_by_default_and_runs_aws_with_run(tmp_path: Path) -> None:
     printed = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.startswith("aws cloudformation deploy --template-file infra/housing-mlops.yaml ")
+    from_file = [
+        housing,
+        "infra",
+        "deploy",
+        "--parameters-file",
+        "infra/parameters.example.json",
+        "-p",
+        "EksClusterName=c2",
+    ]
+    merged = subprocess.run(
+        from_file, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert merged.returncode == 0, merged.stderr
+    assert " EksClusterName=c2 " in merged.stdout, "-p wins over the file"
+    assert " UntaggedImageExpiryDays=14" in merged.stdout
     assert not log.exists(), "nothing runs without --run"
     ran = subprocess.run(
         [*args, "--run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False

@@ -33,17 +33,23 @@ def deploy(
             help="Stack parameter Name=Value (repeat): -p GitHubRepository=org/repo -p EksClusterName=prod.",
         ),
     ] = None,
+    parameters_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Parameters in CloudFormation's JSON format (infra/parameters.example.json); -p wins."
+        ),
+    ] = None,
     stack_name: Annotated[str, typer.Option(help=STACK_NAME_HELP)] = DEFAULT_STACK_NAME,
     region: Annotated[str | None, typer.Option(envvar="AWS_REGION", help="AWS region.")] = None,
     template: Annotated[Path, typer.Option(help="CloudFormation template.")] = DEFAULT_TEMPLATE,
     run: Annotated[bool, typer.Option("--run", help="Run the command (default: print it).")] = False,
 ) -> None:
     """Check the parameters against the template, then print (or --run) `aws cloudformation deploy`."""
-    from housing.infra.deploy import deploy_command, parse_assignments, run_deploy
+    from housing.infra.deploy import deploy_command, parse_assignments, read_parameters_file, run_deploy
 
-    argv = deploy_command(
-        parse_assignments(param or []), stack_name=stack_name, region=region, template=template
-    )
+    parameters = read_parameters_file(parameters_file) if parameters_file else {}
+    parameters.update(parse_assignments(param or []))
+    argv = deploy_command(parameters, stack_name=stack_name, region=region, template=template)
     typer.echo(shlex.join(argv))
     if run:
         run_deploy(argv)

@@ -8,6 +8,7 @@ the stack's current value), `--capabilities CAPABILITY_NAMED_IAM` (the IRSA role
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,6 +29,32 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
         if key in values:
             raise InfraError(f"--param {key} given twice")
         values[key] = value
+    return values
+
+
+def read_parameters_file(path: Path) -> dict[str, str]:
+    """A parameters file in CloudFormation's format, ``[{"ParameterKey": ..., "ParameterValue": ...}, ...]``
+    (what `create-stack --parameters file://` and `deploy --parameter-overrides file://` read too)."""
+    try:
+        entries = json.loads(path.read_text())
+    except OSError as exc:
+        raise InfraError(f"parameters file {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise InfraError(f"parameters file {path}: not JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(entries, list):
+        raise InfraError(
+            f"parameters file {path}: expected a list of {{ParameterKey, ParameterValue}} objects"
+        )
+    values: dict[str, str] = {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or set(entry) != {"ParameterKey", "ParameterValue"}:
+            raise InfraError(
+                f"parameters file {path}: entry {index} must have exactly ParameterKey, ParameterValue"
+            )
+        key = str(entry["ParameterKey"])
+        if key in values:
+            raise InfraError(f"parameters file {path}: {key} given twice")
+        values[key] = str(entry["ParameterValue"])
     return values
 
 
