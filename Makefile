@@ -215,3 +215,47 @@ LOOP_DIR ?= build/loop
 .PHONY: loop
 loop: data ## Closed loop offline: champion -> drift -> retrain -> A/B split -> verdict -> promote (LOOP_DIR)
 	$(BIN)/housing loop --workdir "$(LOOP_DIR)" $(LOOP_ARGS)
+
+# --- Infrastructure as code (infra/, docs/infra.md): the AWS stack and the GitHub settings it feeds --------------
+# cfn-lint and checkov live in their own virtualenv: checkov would downgrade networkx, packaging, cachetools,
+# importlib-metadata and dpath in .venv. The AWS CLI (v1, the one on PyPI) and moto[server] join them for the
+# local deploy test (tests/infra/test_moto_stack.py); nothing here reaches AWS.
+INFRA_TOOLS := build/tools/infra
+INFRA_BIN := $(INFRA_TOOLS)/bin
+INFRA_STAMP := $(INFRA_TOOLS)/.installed
+INFRA_TOOL_PINS := 'cfn-lint>=1.20,<2' 'checkov>=3.2,<4' 'awscli>=1.36,<2' 'moto[server]>=5,<6'
+INFRA_TEMPLATE := infra/housing-mlops.yaml
+INFRA_STACK ?= housing-mlops
+GITHUB_REPOSITORY ?=
+EKS_CLUSTER ?=
+INFRA_PARAMS ?=
+INFRA_REGION_OPTION = $(if $(AWS_REGION),--region "$(AWS_REGION)")
+INFRA_PARAMETERS_FILE ?=
+INFRA_DEPLOY_PARAMS = $(if $(INFRA_PARAMETERS_FILE),--parameters-file "$(INFRA_PARAMETERS_FILE)") \
+  $(if $(GITHUB_REPOSITORY),-p GitHubRepository="$(GITHUB_REPOSITORY)") \
+  $(if $(EKS_CLUSTER),-p EksClusterName="$(EKS_CLUSTER)") $(foreach param,$(INFRA_PARAMS),-p "$(param)")
+
+$(INFRA_STAMP):
+	test -x $(INFRA_BIN)/python || $(PYTHON) -m venv $(INFRA_TOOLS)
+	$(INFRA_BIN)/python -m pip install --quiet --upgrade pip
+	$(INFRA_BIN)/python -m pip install --quiet $(INFRA_TOOL_PINS)
+	touch $@
+
+.PHONY: infra-tools
+infra-tools: $(INFRA_STAMP) ## cfn-lint, checkov, AWS CLI v1, moto[server] in build/tools/infra (not in .venv)
+
+.PHONY: infra-check
+infra-check: $(STAMP) $(INFRA_STAMP) ## cfn-lint, checkov (suppressions need a reason), tests/infra (IAM evaluator, moto deploy)
+	$(INFRA_BIN)/cfn-lint --version
+	$(INFRA_BIN)/cfn-lint --include-checks I -- $(INFRA_TEMPLATE)
+	$(INFRA_BIN)/checkov --version
+	$(INFRA_BIN)/checkov -f $(INFRA_TEMPLATE) --framework cloudformation --skip-download --compact --quiet
+	$(BIN)/pytest -q -p no:cacheprovider tests/infra
+
+.PHONY: infra-deploy
+infra-deploy: $(STAMP) ## Create/update the AWS stack: GITHUB_REPOSITORY=o/r EKS_CLUSTER=c [AWS_REGION INFRA_PARAMS INFRA_PARAMETERS_FILE]
+	$(BIN)/housing infra deploy --stack-name "$(INFRA_STACK)" $(INFRA_REGION_OPTION) $(INFRA_DEPLOY_PARAMS) --run
+
+.PHONY: infra-github-config
+infra-github-config: $(STAMP) ## gh commands for the GitHub environments/variables from the stack's outputs (APPLY=1 runs them)
+	$(BIN)/housing infra github-config --stack-name "$(INFRA_STACK)" $(INFRA_REGION_OPTION) $(if $(APPLY),--apply)

@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "housing.deploy.cli",
     "housing.monitoring.cli",
     "housing.experiments.cli",
+    "housing.infra.cli",
 )
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Path to params.yaml.")]

@@ -1,0 +1,1 @@
+"""Infrastructure as code: the CloudFormation stack in ``infra/`` and the GitHub settings it feeds."""
