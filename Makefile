@@ -235,10 +235,9 @@ INFRA_DEPLOY_PARAMS = $(if $(INFRA_PARAMETERS_FILE),--parameters-file "$(INFRA_P
   $(if $(GITHUB_REPOSITORY),-p GitHubRepository="$(GITHUB_REPOSITORY)") \
   $(if $(EKS_CLUSTER),-p EksClusterName="$(EKS_CLUSTER)") $(foreach param,$(INFRA_PARAMS),-p "$(param)")
 
-$(INFRA_STAMP):
+$(INFRA_STAMP): $(STAMP)
 	test -x $(INFRA_BIN)/python || $(PYTHON) -m venv $(INFRA_TOOLS)
-	$(INFRA_BIN)/python -m pip install --quiet --upgrade pip
-	$(INFRA_BIN)/python -m pip install --quiet $(INFRA_TOOL_PINS)
+	$(UV) pip install --python $(INFRA_BIN)/python --quiet $(INFRA_TOOL_PINS)
 	touch $@
 
 .PHONY: infra-tools
