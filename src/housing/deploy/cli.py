@@ -12,6 +12,18 @@ def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
     """Add this subpackage's commands to the root app (and the ``simulate`` group)."""
     app.command("canary")(canary)
     app.command("render")(render)
+    app.command("ci-passed")(ci_passed)
+
+
+def ci_passed(
+    sha: Annotated[str, typer.Option(help="The commit to deploy (full SHA).")],
+    workflow: Annotated[str, typer.Option(help="The CI workflow file that must have succeeded.")] = "ci.yml",
+) -> None:
+    """Fail unless WORKFLOW succeeded for SHA (GITHUB_API_URL, GITHUB_REPOSITORY, GITHUB_TOKEN)."""
+    from housing.deploy.ci_gate import GitHubContext, successful_run
+
+    run = successful_run(GitHubContext.from_env(), sha, workflow)
+    typer.echo(f"{workflow} passed for {sha}: {run}")
 
 
 def render(
