@@ -192,6 +192,30 @@ model-artifact: data ## models/ as pinned by dvc.lock (dvc pull, else rebuild by
 	$(BIN)/python -c "from pathlib import Path; from housing.artifact import load_verified; \
 	m, _ = load_verified(Path('models')); print('model artifact', m.model_version, m.onnx_sha256[:12])"
 
+# ECR tags are immutable (except `latest`): a re-run of CD for a commit reuses the image pushed for it instead
+# of pushing the tag again, and `latest` is re-pointed by manifest (AWS's retagging recipe), never rebuilt.
+ECR_REPOSITORY ?=
+IMAGE_TAG ?=
+IMAGE_DIGEST ?=
+.PHONY: ecr-image-digest
+ecr-image-digest: ## Print the digest of ECR_REPOSITORY:IMAGE_TAG, nothing when ECR has no such image
+	@test -n "$(ECR_REPOSITORY)" -a -n "$(IMAGE_TAG)" || { echo "ecr-image-digest: set ECR_REPOSITORY and IMAGE_TAG" >&2; exit 2; }
+	@out=$$(aws ecr describe-images --repository-name "$(ECR_REPOSITORY)" --image-ids imageTag="$(IMAGE_TAG)" \
+	  --query 'imageDetails[0].imageDigest' --output text 2>&1) && echo "$$out" \
+	  || case "$$out" in *ImageNotFoundException*) ;; *) echo "$$out" >&2; exit 1;; esac
+
+.PHONY: ecr-tag
+ecr-tag: ## Point ECR_REPOSITORY:IMAGE_TAG at IMAGE_DIGEST's manifest (idempotent; the tag must be mutable)
+	@test -n "$(ECR_REPOSITORY)" -a -n "$(IMAGE_TAG)" -a -n "$(IMAGE_DIGEST)" || { echo "ecr-tag: set \
+	ECR_REPOSITORY, IMAGE_TAG and IMAGE_DIGEST" >&2; exit 2; }
+	@image=(--repository-name "$(ECR_REPOSITORY)" --image-ids imageDigest="$(IMAGE_DIGEST)"); \
+	manifest=$$(aws ecr batch-get-image "$${image[@]}" --query 'images[0].imageManifest' --output text); \
+	media=$$(aws ecr batch-get-image "$${image[@]}" --query 'images[0].imageManifestMediaType' --output text); \
+	out=$$(aws ecr put-image --repository-name "$(ECR_REPOSITORY)" --image-tag "$(IMAGE_TAG)" \
+	  --image-manifest "$$manifest" --image-manifest-media-type "$$media" 2>&1) \
+	  || case "$$out" in *ImageAlreadyExistsException*) ;; *) echo "$$out" >&2; exit 1;; esac; \
+	echo "$(ECR_REPOSITORY):$(IMAGE_TAG) -> $(IMAGE_DIGEST)"
+
 .PHONY: deploy-render
 deploy-render: $(STAMP) ## Render k8s/overlays/OVERLAY with IMAGE into build/deploy/OVERLAY.yaml (k8s/ unchanged)
 	@test -n "$(IMAGE)" || { echo "deploy-render: set IMAGE=<registry>/<repo>@sha256:<digest>" >&2; exit 2; }

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cfn_support import REPO, ROOT, TEMPLATE, TOOLS_BIN, infra_tool
+from cfn_support import REPO, ROOT, TEMPLATE
 from iam_policy import Request, is_allowed
-from procutil import free_port, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ISSUER = "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE0123"
@@ -38,33 +36,6 @@ PARAMETERS = {
     "EksOidcIssuer": ISSUER,
 }
 GITHUB = "token.actions.githubusercontent.com"
-
-
-@pytest.fixture(scope="module")
-def moto_env(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    moto_server = infra_tool("moto_server")
-    infra_tool("aws")
-    port = free_port()
-    home = tmp_path_factory.mktemp("aws-home")
-    env = {
-        **os.environ,
-        "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",  # moto's dummy credentials
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_REGION": "eu-west-1",
-        "AWS_CONFIG_FILE": str(home / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"),
-        "HTTPS_PROXY": "http://127.0.0.1:9",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-    env.pop("AWS_PROFILE", None)
-    log = home / "moto.log"
-    with running(
-        [moto_server, "-H", "127.0.0.1", "-p", str(port)], log, f"http://127.0.0.1:{port}/moto-api/", env
-    ):
-        yield env
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -160,7 +131,7 @@ def test_deployed_roles_trust_and_allow_what_the_template_says(
 def test_deployed_repository_and_bucket_settings(moto_env: dict[str, str], deployed: dict[str, str]) -> None:
     repositories = aws_json(moto_env, "ecr", "describe-repositories", "--repository-names", "housing-mlops")
     (repository,) = repositories["repositories"]
-    assert repository["imageTagMutability"] == "IMMUTABLE"
+    assert repository["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
     encryption = aws_json(moto_env, "s3api", "get-bucket-encryption", "--bucket", deployed["DataBucket"])
     (rule,) = encryption["ServerSideEncryptionConfiguration"]["Rules"]
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"

@@ -298,7 +298,14 @@ def test_the_bucket_is_private_versioned_encrypted_and_expires_old_versions(stac
 def test_ecr_is_immutable_scanned_on_push_and_expires_untagged_images() -> None:
     stack = resolve_stack(UntaggedImageExpiryDays="7")
     props = stack.resources["EcrRepository"]["Properties"]
-    assert props["ImageTagMutability"] == "IMMUTABLE"
+    # every tag immutable except `latest` (exactly that tag, no wildcard pattern that git shas could match)
+    assert props["ImageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    assert props["ImageTagMutabilityExclusionFilters"] == [
+        {
+            "ImageTagMutabilityExclusionFilterType": "WILDCARD",
+            "ImageTagMutabilityExclusionFilterValue": "latest",
+        }
+    ]
     assert props["ImageScanningConfiguration"] == {"ScanOnPush": True}
     (rule,) = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
     assert rule["selection"] == {
