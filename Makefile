@@ -151,12 +151,64 @@ test-model: data ## Model-validation tests (behaviour, invariance, directional, 
 
 .PHONY: report
 report: $(STAMP) ## PR report (metrics/params diff vs BASE, gates, slices, drift, plots) -> REPORT (RUN_URL: link)
-	$(BIN)/housing report --base "$(BASE)" --output "$(REPORT)" $(if $(RUN_URL),--run-url "$(RUN_URL)") $(REPORT_ARGS)
+	$(BIN)/housing report --base "$(BASE)" --output "$(REPORT)" $(if $(RUN_URL),--run-url "$(RUN_URL)") \
+	  $(if $(PIPELINE_OUTCOME),--pipeline-outcome "$(PIPELINE_OUTCOME)") \
+	  $(if $(PIPELINE_LOG),--pipeline-log "$(PIPELINE_LOG)") $(if $(FIGURES_URL),--figures-url "$(FIGURES_URL)") \
+	  $(REPORT_ARGS)
+
+# --- CI and CD glue (.github/workflows): small decisions the workflows delegate here, so they run locally too --
+.PHONY: ci-trust
+ci-trust: ## CI: give later steps the team's DVC remote and MLflow server (REMOTE, TRACKING) only if TRUSTED=true
+	@if [ "$(TRUSTED)" = true ]; then \
+	  echo "DVC_REMOTE_URL=$(REMOTE)" >> "$$GITHUB_ENV"; echo "MLFLOW_TRACKING_URI=$(TRACKING)" >> "$$GITHUB_ENV"; \
+	  echo "trusted run: DVC remote '$(REMOTE)', MLflow '$(TRACKING)' (empty: none configured)"; \
+	else echo "fork or Dependabot pull request: no secrets, so no team DVC remote or MLflow server; the \
+	pipeline runs from scratch and logs to a throw-away sqlite store"; fi; \
+	echo "trusted=$(if $(filter true,$(TRUSTED)),true,false)" >> "$$GITHUB_OUTPUT"
+
+.PHONY: ci-verdict
+ci-verdict: ## CI's last step: fail when remote-check or lock-check failed (REMOTE_OUTCOME, LOCK_OUTCOME)
+	@status=0; \
+	if [ "$(REMOTE_OUTCOME)" = failure ]; then status=1; echo "::error title=dvc push missing::outputs pinned \
+	by dvc.lock or data.dvc are not on the DVC remote (the remote-check step names them): run dvc push where \
+	they were produced"; fi; \
+	if [ "$(LOCK_OUTCOME)" = failure ]; then status=1; echo "::error title=dvc.lock out of date::the pipeline \
+	changed dvc.lock or the reports (the lock-check step shows how): run dvc repro, commit dvc.lock and the \
+	reports, dvc push"; fi; \
+	exit $$status
+
+# What CD ships: the model (dvc.lock, data.dvc), the image (code, Dockerfile, dependencies) and the manifests.
+DEPLOY_PATHS := dvc.lock data.dvc src Dockerfile .dockerignore pyproject.toml requirements k8s .github/workflows/cd.yml
+.PHONY: deploy-needed
+deploy-needed: ## Print true when BEFORE..HEAD touched DEPLOY_PATHS (or BEFORE is unknown: a new branch)
+	@if ! git cat-file -e "$(BEFORE)^{commit}" 2>/dev/null; then echo true; \
+	elif git diff --quiet "$(BEFORE)" HEAD -- $(DEPLOY_PATHS); then echo false; else echo true; fi
+
+.PHONY: ci-passed
+ci-passed: $(STAMP) ## Fail unless ci.yml succeeded for SHA on REF=main (CD's gate for manual runs; GITHUB_* env)
+	$(BIN)/housing ci-passed --sha "$(SHA)" $(if $(REF),--ref "$(REF)")
 
 .PHONY: drift-check
 drift-check: data ## Drift stage only (reference sample vs production window): reports/drift.json + HTML
 	$(BIN)/dvc repro drift
 	$(BIN)/dvc metrics show reports/drift.json
+
+INFERENCE_LOG_URI ?=
+.PHONY: fetch-inference-log
+fetch-inference-log: ## Copy the shipped inference logs from INFERENCE_LOG_URI (s3://..., or a directory) to LOG_DIR
+	@test -n "$(INFERENCE_LOG_URI)" || { echo "fetch-inference-log: set INFERENCE_LOG_URI" >&2; exit 2; }
+	mkdir -p "$(LOG_DIR)"
+	case "$(INFERENCE_LOG_URI)" in \
+	  s3://*) aws s3 sync "$(INFERENCE_LOG_URI)" "$(LOG_DIR)" --only-show-errors ;; \
+	  *://*) case "$(INFERENCE_LOG_URI)" in file://*) ;; *) echo "fetch-inference-log: INFERENCE_LOG_URI must be \
+	  s3://... or a directory (file://...)" >&2; exit 2;; esac; cp -R "$(INFERENCE_LOG_URI:file://%=%)/." "$(LOG_DIR)/" ;; \
+	  *) cp -R "$(INFERENCE_LOG_URI)/." "$(LOG_DIR)/" ;; \
+	esac
+	@ls "$(LOG_DIR)" | wc -l | xargs echo "inference log files in $(LOG_DIR):"
+
+.PHONY: remote-required
+remote-required: dvc-remote ## Fail early, naming DVC_REMOTE_URL, when no DVC remote is configured
+	$(BIN)/python -m housing.dvc_remote require
 
 .PHONY: production-window
 production-window: $(STAMP) ## Replace the production window with the inference log in LOG_DIR and re-pin data.dvc
@@ -164,8 +216,7 @@ production-window: $(STAMP) ## Replace the production window with the inference 
 	$(BIN)/dvc add data
 
 .PHONY: push-artifacts
-push-artifacts: dvc-remote ## dvc push data and pipeline outputs to the team's remote (DVC_REMOTE_URL)
-	$(BIN)/python -m housing.dvc_remote require
+push-artifacts: remote-required ## dvc push data and pipeline outputs to the team's remote (DVC_REMOTE_URL)
 	$(BIN)/dvc push
 
 .PHONY: remote-check

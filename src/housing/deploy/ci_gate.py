@@ -36,8 +36,14 @@ class GitHubContext:
         return cls(*(os.environ[name] for name in names))
 
 
-def successful_run(context: GitHubContext, sha: str, workflow: str = "ci.yml") -> str:
-    """The URL of a successful run of ``workflow`` for commit ``sha``; :class:`CiGateError` if none."""
+DEPLOY_REF = "refs/heads/main"
+
+
+def successful_run(context: GitHubContext, sha: str, workflow: str = "ci.yml", ref: str | None = None) -> str:
+    """The URL of a successful run of ``workflow`` for commit ``sha``; :class:`CiGateError` if none, or if
+    ``ref`` (the manual run's branch) is not main: the deploy roles and environments trust main only."""
+    if ref is not None and ref != DEPLOY_REF:
+        raise CiGateError(f"ci-passed: CD deploys {DEPLOY_REF} only; this run is on {ref} (run it on main)")
     if len(sha) != 40 or any(c not in "0123456789abcdef" for c in sha):
         raise CiGateError(f"ci-passed: --sha {sha!r} is not a full 40-hex commit SHA")
     query = urlencode({"head_sha": sha, "status": "success", "per_page": 1})

@@ -18,11 +18,12 @@ def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
 def ci_passed(
     sha: Annotated[str, typer.Option(help="The commit to deploy (full SHA).")],
     workflow: Annotated[str, typer.Option(help="The CI workflow file that must have succeeded.")] = "ci.yml",
+    ref: Annotated[str | None, typer.Option(help="The run's git ref; must be refs/heads/main.")] = None,
 ) -> None:
     """Fail unless WORKFLOW succeeded for SHA (GITHUB_API_URL, GITHUB_REPOSITORY, GITHUB_TOKEN)."""
     from housing.deploy.ci_gate import GitHubContext, successful_run
 
-    run = successful_run(GitHubContext.from_env(), sha, workflow)
+    run = successful_run(GitHubContext.from_env(), sha, workflow, ref)
     typer.echo(f"{workflow} passed for {sha}: {run}")
 
 

@@ -78,6 +78,13 @@ def test_errors_name_the_cause(github, context, sha, message):
         successful_run(GitHubContext(github.url, *context), sha)
 
 
+def test_only_main_is_deployed(github):
+    context = GitHubContext(github.url, "acme/housing-mlops", "t0ken")
+    assert successful_run(context, GREEN, ref="refs/heads/main")
+    with pytest.raises(CiGateError, match="deploys refs/heads/main only; this run is on refs/heads/feature"):
+        successful_run(context, GREEN, ref="refs/heads/feature")
+
+
 def test_cli_reads_the_runner_environment(github, monkeypatch):
     monkeypatch.setenv("GITHUB_API_URL", github.url)
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/housing-mlops")
