@@ -242,6 +242,8 @@ image-check: data image-base ## Build the Dockerfile with buildah and check the 
 	IMAGE_UNDER_TEST="$$tag" IMAGE_BUILDAH="$(BUILDAH)" timeout 1200 \
 	  $(BIN)/pytest -m image -q -p no:cacheprovider tests/image
 
+# The lock is resolved against PyPI alone (no local index, find-links or constraints): the files and hashes
+# every builder gets. pip-compile keeps the current pins unless LOCK_ARGS=--upgrade (or --upgrade-package X).
 .PHONY: lock
 lock: ## Re-resolve requirements/serving.txt (the image's hashed lock) from pyproject.toml (LOCK_ARGS=--upgrade)
 	@$(LOCK_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "lock: needs \
@@ -252,7 +254,6 @@ lock: ## Re-resolve requirements/serving.txt (the image's hashed lock) from pypr
 	  echo "# Edit pyproject.toml, then run \`make lock\` (it rewrites this file and compiles serving.txt)."; \
 	  $(LOCK_PYTHON) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')"; \
 	} > requirements/serving.in
-	# Resolved against PyPI alone (no local indexes, find-links or constraints): the hashes every builder sees.
 	env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
 	  $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras $(LOCK_ARGS) \
 	  --output-file=requirements/serving.txt requirements/serving.in
