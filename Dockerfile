@@ -4,7 +4,9 @@
 #   docker buildx build --platform linux/amd64,linux/arm64 -t housing-model .
 #
 # Only the base dependencies of pyproject.toml are installed (numpy, onnxruntime, orjson, prometheus-client,
-# uvicorn[standard], pydantic, pyyaml, typer): no training stack. Nothing here is architecture specific.
+# uvicorn[standard], pydantic, pyyaml, typer), from the hashed lock requirements/serving.txt (`make lock`), so a
+# rebuild installs the same files: no training stack. The lock carries the hashes of every platform's wheels,
+# so nothing here is architecture specific (`make image-check` builds and runs it locally, see docs/serving.md).
 # The container runs as uid 10001 and writes only to the inference log volume, so it works with a read-only
 # root filesystem. Model directory precedence (see docs/serving.md): --model-dir / HOUSING_MODEL_DIR, then
 # /mnt/models when KServe mounted a storageUri there, then the baked copy in HOUSING_BAKED_MODEL_DIR.
@@ -16,11 +18,18 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
+# Dependencies first, in their own layer: a source-only change rebuilds from the next step on. Wheels only, each
+# checked against the lock's sha256 (pip refuses an unpinned or unhashed requirement in this mode).
+COPY requirements/serving.txt ./requirements/
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/python -m pip install --require-hashes --only-binary=:all: -r requirements/serving.txt
+# The project itself without dependencies (the lock has them all: `pip check` proves it). Its build backend
+# (setuptools, wheel) lives in pip's isolated build environment only and never reaches the image.
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/python -m pip wheel --no-deps --wheel-dir /wheels . \
-    && /opt/venv/bin/python -m pip install /wheels/housing_mlops-*.whl \
+RUN /opt/venv/bin/python -m pip wheel --no-deps --wheel-dir /wheels . \
+    && /opt/venv/bin/python -m pip install --no-deps /wheels/housing_mlops-*.whl \
+    && /opt/venv/bin/python -m pip check \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 # The baked model: world-readable, owned by root (the server never writes it), verified at build time so an
 # image with a model that does not match its metadata's sha256 cannot be built.

@@ -56,7 +56,7 @@ pipeline: data ## Set up everything and run the whole pipeline (dvc repro)
 
 .PHONY: test
 test: data ## Set up everything and run the default test suite
-	$(BIN)/pytest -m "not slow" -q
+	$(BIN)/pytest -m "not slow and not image" -q
 
 .PHONY: test-slow
 test-slow: data ## Run the slow suites (end-to-end pipeline copies, loops)
@@ -333,3 +333,70 @@ infra-deploy: $(STAMP) ## Create/update the AWS stack: GITHUB_REPOSITORY=o/r EKS
 .PHONY: infra-github-config
 infra-github-config: $(STAMP) ## gh commands for the GitHub environments/variables from the stack's outputs (APPLY=1 runs them)
 	$(BIN)/housing infra github-config --stack-name "$(INFRA_STACK)" $(INFRA_REGION_OPTION) $(if $(APPLY),--apply)
+
+# --- The serving image, built and run here (Dockerfile, requirements/, tests/image, docs/serving.md) ------------
+# No Docker engine and no registry here: Debian's buildah builds the Dockerfile (vfs storage, chroot isolation)
+# on a local stand-in for python:3.11-slim made with debootstrap, then runs it as its own user.
+IMAGE_STORAGE ?= /var/tmp/housing-image
+BUILDAH := buildah --root $(IMAGE_STORAGE)/storage --runroot $(IMAGE_STORAGE)/run --storage-driver vfs
+STANDIN_RECIPE := tests/image/python_slim_standin.sh
+STANDIN_REPO := localhost/python-slim-standin
+# Keyed by the recipe's hash: a changed recipe builds a new base, an unchanged one is reused.
+STANDIN_IMAGE = $(STANDIN_REPO):3.11-$(shell sha256sum $(STANDIN_RECIPE) | cut -c1-12)
+IMAGE_CHECK_REPO := localhost/housing-model
+IMAGE_CHECK_LOG := build/image-check/build.log
+LOCK_PYTHON ?= python3.11
+LOCK_VENV := build/lock-venv
+CA_BUNDLE := /etc/ssl/certs/ca-certificates.crt
+
+.PHONY: image-tools
+image-tools: ## Install buildah and debootstrap (Debian packages) when missing
+	@if ! command -v buildah >/dev/null || ! command -v debootstrap >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends buildah debootstrap; \
+	fi
+
+.PHONY: image-base
+image-base: image-tools ## The local python:3.11-slim stand-in (debootstrap), built once per recipe version
+	@if $(BUILDAH) inspect --type image $(STANDIN_IMAGE) >/dev/null 2>&1; then \
+	  echo "base image $(STANDIN_IMAGE): cached"; \
+	else \
+	  for old in $$($(BUILDAH) images --format '{{.Name}}:{{.Tag}}' $(STANDIN_REPO) 2>/dev/null); do \
+	    $(BUILDAH) rmi "$$old" >/dev/null; done; \
+	  start=$$(date +%s); \
+	  BUILDAH="$(BUILDAH)" timeout 900 $(STANDIN_RECIPE) $(STANDIN_IMAGE); \
+	  echo "base image $(STANDIN_IMAGE): built in $$(( $$(date +%s) - start )) s, \
+	$$($(BUILDAH) images --format '{{.Size}}' $(STANDIN_IMAGE))"; \
+	fi
+
+.PHONY: image-check
+image-check: data image-base ## Build the Dockerfile with buildah and check the running image (tests/image)
+	test -f models/metadata.json || $(BIN)/dvc repro export
+	@# One tag per run (the shell's pid): checkouts sharing IMAGE_STORAGE never remove each other's image.
+	@mkdir -p $(dir $(IMAGE_CHECK_LOG)); \
+	tag=$(IMAGE_CHECK_REPO):check-$$$$; \
+	trap '$(BUILDAH) rmi --force '"$$tag"' >/dev/null 2>&1 || true' EXIT; \
+	start=$$(date +%s); \
+	timeout 1200 $(BUILDAH) bud --pull=never --format docker --isolation chroot \
+	  --build-arg BASE_IMAGE=$(STANDIN_IMAGE) -v $(CA_BUNDLE):$(CA_BUNDLE):ro -t "$$tag" . \
+	  >$(IMAGE_CHECK_LOG) 2>&1 || { tail -n 40 $(IMAGE_CHECK_LOG) >&2; exit 1; }; \
+	echo "image $$tag: built in $$(( $$(date +%s) - start )) s, $$($(BUILDAH) images --format '{{.Size}}' "$$tag")"; \
+	IMAGE_UNDER_TEST="$$tag" IMAGE_BUILDAH="$(BUILDAH)" timeout 1200 \
+	  $(BIN)/pytest -m image -q -p no:cacheprovider tests/image
+
+# The lock is resolved against PyPI alone (no local index, find-links or constraints): the files and hashes
+# every builder gets. pip-compile keeps the current pins unless LOCK_ARGS=--upgrade (or --upgrade-package X).
+.PHONY: lock
+lock: ## Re-resolve requirements/serving.txt (the image's hashed lock) from pyproject.toml (LOCK_ARGS=--upgrade)
+	@$(LOCK_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "lock: needs \
+	Python 3.11, the image's (set LOCK_PYTHON)" >&2; exit 2; }
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(LOCK_PYTHON) -m venv $(LOCK_VENV) && \
+	  $(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip 'pip-tools>=7.6,<8'; }
+	{ echo "# The serving image's dependencies: pyproject.toml's [project] dependencies, copied by \`make lock\`."; \
+	  echo "# Edit pyproject.toml, then run \`make lock\` (it rewrites this file and compiles serving.txt)."; \
+	  $(LOCK_PYTHON) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')"; \
+	} > requirements/serving.in
+	env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
+	  $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras $(LOCK_ARGS) \
+	  --output-file=requirements/serving.txt requirements/serving.in

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,15 +75,21 @@ def sha256_file(path: Path) -> str:
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write via a temp file + rename so a crash never leaves a half-written artifact."""
+    """Write via a temp file + rename so a crash never leaves a half-written artifact.
+
+    The file gets the mode a plain ``open()`` gives (0666 less the umask, usually 0644), not ``mkstemp``'s
+    0600: a ``models/`` directory mounted into the serving image must be readable by the image's own user.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    # O_EXCL: never follow or reuse an existing file (what mkstemp guaranteed besides its mode).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
-        Path(tmp).replace(path)
+        tmp.replace(path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
