@@ -36,6 +36,11 @@ MANUAL_SETTINGS: tuple[tuple[str, str, str], ...] = (
         "environment retrain",
         "GitHub App installation token or fine-grained token (Contents, Pull requests: read and write)",
     ),
+    (
+        "variable CML_PUBLISH",
+        "repository (optional)",
+        "true only to have CML upload the report's plots to its asset host (default: linked artifact)",
+    ),
 )
 
 

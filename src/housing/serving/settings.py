@@ -25,7 +25,14 @@ def resolve_model_dir(explicit: Path | None) -> Path:
     """
     if explicit is not None:
         return explicit
-    if (KSERVE_MODEL_DIR / METADATA_FILE).is_file():
+    try:
+        mounted = (KSERVE_MODEL_DIR / METADATA_FILE).is_file()
+    except PermissionError:
+        raise ConfigError(
+            f"{KSERVE_MODEL_DIR}: a model directory is mounted but this user (uid {os.getuid()}) may not "
+            "read it; make it readable (files 0644, directories 0755) or pass --model-dir"
+        ) from None
+    if mounted:
         return KSERVE_MODEL_DIR
     baked = os.environ.get(BAKED_MODEL_DIR_ENV)
     if baked:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,6 +80,24 @@ def test_model_dir_precedence(tmp_path, monkeypatch):
     (kserve / "metadata.json").write_text("{}")
     assert resolve_model_dir(None) == kserve  # KServe mounted a storageUri
     assert resolve_model_dir(tmp_path / "explicit") == tmp_path / "explicit"  # flag / HOUSING_MODEL_DIR
+
+
+def test_an_unreadable_mounted_model_dir_is_a_clear_error(tmp_path, monkeypatch):
+    """A /mnt/models the server's user may not enter (tests run as root, who may: simulate the refusal)."""
+    kserve = tmp_path / "mnt-models"
+    monkeypatch.setattr(settings_module, "KSERVE_MODEL_DIR", kserve)
+    real_is_file = Path.is_file
+
+    def is_file(path: Path) -> bool:
+        if path.parent == kserve:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    with pytest.raises(
+        ConfigError, match=r"mnt-models: a model directory is mounted but this user \(uid \d+\)"
+    ):
+        resolve_model_dir(None)
 
 
 @pytest.mark.parametrize(
