@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from housing.errors import ConfigError
 from housing.experiments.params import AbTestParams
+from housing.strict import Strict
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 
@@ -28,12 +29,6 @@ FEATURES: tuple[str, ...] = (
     "Longitude",
 )
 TARGET = "MedHouseVal"
-
-
-class Strict(BaseModel):
-    """Base for every config section: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # --- data -----------------------------------------------------------------------------------------------
@@ -175,7 +170,7 @@ class DriftParams(Strict):
     psi_bins: int = Field(10, ge=2)
     categorical: tuple[str, ...] = ()
     # Per-feature override of the default test (ks for numeric, chi2 for categorical).
-    tests: dict[str, StatTest] = {}
+    tests: dict[str, StatTest] = Field(default_factory=dict)
     evidently_report: bool = True
 
 

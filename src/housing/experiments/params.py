@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-
-class _Strict(BaseModel):
-    # Same rules as housing.config.Strict (not imported: config.py may import this module).
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from housing.strict import Strict as _Strict
 
 
 class GuardrailParams(_Strict):
