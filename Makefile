@@ -48,6 +48,10 @@ dvc-remote: $(STAMP) ## Make $$DVC_REMOTE_URL this clone's default DVC remote (.
 
 # `dvc repro` skips register when its inputs match dvc.lock (a fresh clone): the second call registers the
 # workspace model in this tracking store if it lacks it (idempotent; dvc.lock does not change).
+.PHONY: dvc-deps
+dvc-deps: $(STAMP) ## Print each stage's source files (its import closure): what dvc.yaml's deps must list
+	$(BIN)/python -m housing.dvc_deps
+
 .PHONY: pipeline
 pipeline: data ## Set up everything and run the whole pipeline (dvc repro)
 	$(BIN)/dvc repro

@@ -30,9 +30,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from housing.config import load_params
-    from housing.data import fetch_raw, read_csv
-    from housing.drift import detect_drift, evidently_drift
+    from housing.frames import read_csv
+    from housing.ingest import fetch_raw
     from housing.simulate import scenario_window
+    from housing.stages.drift import detect_drift, evidently_drift
 
     params = load_params(args.params)
     features = list(params.data.features)

@@ -23,10 +23,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from housing.artifact import onnx_session  # noqa: E402
 from housing.config import load_params  # noqa: E402
-from housing.data import fetch_raw, split_frame  # noqa: E402
-from housing.evaluate import regression_metrics  # noqa: E402
-from housing.export import onnx_predict, to_onnx_bytes  # noqa: E402
-from housing.train import fit  # noqa: E402
+from housing.ingest import fetch_raw  # noqa: E402
+from housing.metrics import regression_metrics  # noqa: E402
+from housing.modelio import onnx_predict, to_onnx_bytes  # noqa: E402
+from housing.stages.split import split_frame  # noqa: E402
+from housing.stages.train import fit  # noqa: E402
 
 RESULTS: list[tuple[str, bool]] = []
 

@@ -312,7 +312,7 @@ def serve_kserve_baseline() -> None:
 
     path = Path(os.environ[KSERVE_MODEL_ENV])
     if os.environ[KSERVE_FLAVOR_ENV] == "sklearn":
-        from housing.train import load_pipeline
+        from housing.modelio import load_pipeline
 
         def make_predict():
             pipeline = load_pipeline(path)

@@ -29,7 +29,7 @@ def params():
 @pytest.fixture(scope="session")
 def housing_frame(params):
     """The real California housing frame (20 640 rows), from the local cache."""
-    from housing.data import fetch_raw
+    from housing.ingest import fetch_raw
 
     return fetch_raw(params.data)
 
@@ -52,7 +52,7 @@ def small_params(params):
 
 @pytest.fixture(scope="session")
 def trained_pipeline(small_split, small_params):
-    from housing.train import fit
+    from housing.stages.train import fit
 
     X_train, y_train, _, _ = small_split
     pipeline, _ = fit(X_train, y_train, small_params.train)
@@ -65,7 +65,7 @@ def model_dir(tmp_path_factory, trained_pipeline, small_split, small_params) -> 
 
     Treat it as read-only (it is shared by the whole session); copy it to tamper with it.
     """
-    from housing.export import export_model
+    from housing.stages.export import export_model
 
     _, _, X_test, y_test = small_split
     out = tmp_path_factory.mktemp("model")

@@ -59,10 +59,13 @@ def ingest(
     ] = None,
 ) -> None:
     """Materialise the raw California housing data set into data/raw (deterministic bytes)."""
-    from housing.data import ingest as run
+    from housing.ingest import ingest as run
 
     result = run(_params(params).data, data_home=data_home)
     typer.echo(f"ingested {result.rows} rows -> {result.path} (sha256 {result.sha256[:12]})")
+
+
+# The pipeline's stages (dvc.yaml runs `python -m housing.stages.<name>`; these call the same `run`).
 
 
 @app.command()
@@ -73,54 +76,41 @@ def validate(
     ),
 ) -> None:
     """Check schema, ranges, missing values, duplicates and outliers; fail naming column and rule."""
-    from housing.validation import validate_file
+    from housing.stages import validate as stage
 
-    cfg = _params(params)
-    result = validate_file(cfg.data.raw_path, cfg.validate_, cfg.data, report_path=report)
-    typer.echo(f"validation passed: {result['rows']} rows, {len(result['checks'])} checks -> {report}")
+    typer.echo(stage.describe(stage.run(_params(params), report_path=report)))
 
 
 @app.command()
 def split(params: ParamsOpt = DEFAULT_PARAMS_PATH) -> None:
     """Split the validated data into train/test (seeded) and draw the drift reference sample."""
-    from housing.data import split as run
+    from housing.stages import split as stage
 
-    cfg = _params(params)
-    result = run(cfg.data, cfg.split, cfg.validate_)
-    typer.echo(
-        f"train {result.train_rows} rows ({result.production_rows} from the production window), "
-        f"test {result.test_rows} rows, reference {result.reference_rows}"
-    )
+    typer.echo(stage.describe(stage.run(_params(params))))
 
 
 @app.command()
 def train(params: ParamsOpt = DEFAULT_PARAMS_PATH) -> None:
     """Fit the model pipeline (features + regressor) on the training split."""
-    from housing.train import train_stage
+    from housing.stages import train as stage
 
-    summary = train_stage(_params(params))
-    _echo_json(summary)
+    typer.echo(stage.describe(stage.run(_params(params))))
 
 
 @app.command()
 def export(params: ParamsOpt = DEFAULT_PARAMS_PATH) -> None:
     """Compile the fitted pipeline to ONNX, check parity against sklearn, write metadata."""
-    from housing.export import export_stage
+    from housing.stages import export as stage
 
-    metadata = export_stage(_params(params))
-    typer.echo(
-        f"exported {metadata.model_version}: parity max |diff| {metadata.parity_max_abs_diff:.2e}, "
-        f"sha256 {metadata.onnx_sha256[:12]}"
-    )
+    typer.echo(stage.describe(stage.run(_params(params))))
 
 
 @app.command()
 def evaluate(params: ParamsOpt = DEFAULT_PARAMS_PATH) -> None:
     """Score the ONNX artifact on the test split: metrics, slices, cost, plots, gates."""
-    from housing.evaluate import evaluate_stage
+    from housing.stages import evaluate as stage
 
-    metrics = evaluate_stage(_params(params))
-    _echo_json(metrics["test"])
+    typer.echo(stage.describe(stage.run(_params(params))))
 
 
 @app.command()
@@ -131,22 +121,17 @@ def drift(
     ] = None,
 ) -> None:
     """Compare the reference sample with the production window (K-S / chi² / PSI + Evidently)."""
-    from housing.drift import drift_stage
+    from housing.stages import drift as stage
 
-    result = drift_stage(_params(params), current_path=current)
-    typer.echo(
-        f"drift score {result['drift_score']:.3f} (threshold {result['threshold']}); "
-        f"drifted: {', '.join(result['drifted_features']) or 'none'}; "
-        f"retrain_recommended={str(result['retrain_recommended']).lower()}"
-    )
+    typer.echo(stage.describe(stage.run(_params(params), current_path=current)))
 
 
 @app.command()
 def register(params: ParamsOpt = DEFAULT_PARAMS_PATH) -> None:
     """Log the run to MLflow and register the model version as @challenger."""
-    from housing.registry import register_stage
+    from housing.stages import register as stage
 
-    _echo_json(register_stage(_params(params)))
+    typer.echo(stage.describe(stage.run(_params(params))))
 
 
 @app.command()
@@ -177,7 +162,7 @@ def promote(
 
         if register_missing:
             # Idempotent (reuses a registered artifact); @challenger stays where it is.
-            version = register_model(model_dir, cfg, alias=None)["version"]
+            version = register_model(model_dir, cfg, alias=None).version
         else:
             from housing.artifact import read_metadata
 
@@ -221,6 +206,7 @@ def simulate_window(
 ) -> None:
     """Write a production window: a seeded drift scenario, or the rows of an inference log."""
     from housing import simulate
+    from housing.logwindow import window_from_log
 
     if list_scenarios:
         for name, description in simulate.SCENARIOS_HELP.items():
@@ -229,7 +215,7 @@ def simulate_window(
     cfg = _params(params)
     target = out or cfg.data.production_window_path
     if from_log is not None:
-        n = simulate.window_from_log(from_log, target, cfg.data)
+        n = window_from_log(from_log, target, cfg.data)
         typer.echo(f"wrote {n} logged rows -> {target}")
         return
     n = simulate.write_window(cfg.data, scenario=scenario, rows=rows, seed=seed, out=target)

@@ -58,7 +58,7 @@ def data_matches_dvc_file() -> bool:
 
 def rebuild(params_path: Path = DEFAULT_PARAMS_PATH) -> None:
     from housing import simulate
-    from housing.data import ingest
+    from housing.ingest import ingest
 
     cfg = load_params(params_path)
     result = ingest(cfg.data)

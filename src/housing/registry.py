@@ -1,4 +1,6 @@
-"""MLflow tracking and model registry: log every run, register @challenger, promote and roll back @champion.
+"""MLflow tracking and model registry: log a run, register a version, promote and roll back @champion.
+
+Shared by the register stage, CD (``housing promote --model-dir``), the A/B promotion and the closed loop.
 
 Aliases only (MLflow's stages are deprecated). The champion's history is a linked list of version tags:
 each promotion tags the new champion with the version it replaced, so ``rollback`` can walk back.
@@ -6,7 +8,6 @@ each promotion tags the new champion with the version it replaced, so ``rollback
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -14,13 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from housing import paths
-from housing.artifact import atomic_write_json, load_verified
-from housing.config import Params, RegisterParams
+from housing.artifact import load_verified
+from housing.config import RegisterParams
 from housing.errors import RegistryError
+from housing.results import RegisterResult
+from housing.variants import Variant
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-CHAMPION, CHALLENGER = "champion", "challenger"
+CHAMPION, CHALLENGER = Variant.CHAMPION.value, Variant.CHALLENGER.value
 TAG_PREVIOUS = "champion.previous"
 TAG_PROMOTED_AT = "champion.promoted_at"
 TAG_ROLLED_BACK_AT = "champion.rolled_back_at"
@@ -71,16 +73,16 @@ def _experiment_id(mlflow, uri: str, name: str) -> str:
     return mlflow.create_experiment(name, artifact_location=artifact_location)
 
 
-def _flatten(prefix: str, value: Any) -> dict[str, Any]:
+def flatten(prefix: str, value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            out.update(_flatten(f"{prefix}.{key}" if prefix else str(key), item))
+            out.update(flatten(f"{prefix}.{key}" if prefix else str(key), item))
         return out
     return {prefix: value}
 
 
-def _pip_requirements(*packages: str) -> list[str]:
+def pip_requirements(*packages: str) -> list[str]:
     from importlib.metadata import version
 
     return [f"{name}=={version(name)}" for name in packages]
@@ -94,7 +96,7 @@ def register_model(
     signature: Any = None,
     log_extras: Callable[[Any], None] | None = None,
     extra_tags: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> RegisterResult:
     """Log the verified ONNX artifact of ``model_dir`` in a new run, register it as a version of
     ``cfg.model_name`` tagged with its provenance (``model_version`` is how a deployed or A/B-tested artifact
     is found again) and point ``alias`` (unless None) at it. ``log_extras(mlflow)`` logs more inside the
@@ -112,15 +114,15 @@ def register_model(
     if existing is not None:
         if alias is not None:
             client.set_registered_model_alias(cfg.model_name, alias, existing.version)
-        return {
-            "model_name": cfg.model_name,
-            "version": str(existing.version),
-            "alias": alias,
-            "run_id": existing.run_id,
-            "model_version": metadata.model_version,
-            "tracking_uri": uri,
-            "reused": True,
-        }
+        return RegisterResult(
+            model_name=cfg.model_name,
+            version=str(existing.version),
+            alias=alias,
+            run_id=existing.run_id,
+            model_version=metadata.model_version,
+            tracking_uri=uri,
+            reused=True,
+        )
     tags = {
         "model_version": metadata.model_version,
         "onnx_sha256": metadata.onnx_sha256,
@@ -139,7 +141,7 @@ def register_model(
             onnx.load_from_string(payload),
             name="onnx_model",
             signature=signature,
-            pip_requirements=_pip_requirements("onnxruntime", "onnx", "numpy"),
+            pip_requirements=pip_requirements("onnxruntime", "onnx", "numpy"),
             registered_model_name=cfg.model_name,
         )
         mlflow.log_dict(metadata.to_dict(), "onnx_model_metadata.json")
@@ -148,58 +150,15 @@ def register_model(
         client.set_model_version_tag(cfg.model_name, version, key, value)
     if alias is not None:
         client.set_registered_model_alias(cfg.model_name, alias, version)
-    return {
-        "model_name": cfg.model_name,
-        "version": version,
-        "alias": alias,
-        "run_id": run.info.run_id,
-        "model_version": metadata.model_version,
-        "tracking_uri": uri,
-        "reused": False,
-    }
-
-
-def register_stage(params: Params) -> dict[str, Any]:
-    """Log params, metrics, reports and both models; register the ONNX model as @challenger."""
-    import numpy as np
-    from mlflow.models import infer_signature
-
-    from housing.data import load_xy
-    from housing.train import SKOPS_TRUSTED_TYPES, load_pipeline
-
-    metrics = json.loads(paths.METRICS_JSON.read_text())
-    X_test, _ = load_xy(paths.TEST_CSV, params.data)
-    sklearn_model = load_pipeline(paths.SKLEARN_MODEL)
-    example = X_test[:5]
-    signature = infer_signature(example, sklearn_model.predict(example).astype(np.float32))
-
-    def log_pipeline_run(mlflow: Any) -> None:
-        logged = {"train": params.train.model_dump(), "split": params.split.model_dump()}
-        mlflow.log_params(_flatten("", logged))
-        # The evaluate stage's full set (ppe20, bias, cost, n beyond what the export recorded).
-        mlflow.log_metrics({k: float(v) for k, v in metrics["test"].items()})
-        for report in (paths.METRICS_JSON, paths.SLICES_JSON, paths.VALIDATION_JSON, paths.DRIFT_JSON):
-            if report.exists():
-                mlflow.log_artifact(str(report), artifact_path="reports")
-        if paths.DRIFT_HTML.exists():
-            mlflow.log_artifact(str(paths.DRIFT_HTML), artifact_path="reports")
-        if paths.FIGURES.exists():
-            mlflow.log_artifacts(str(paths.FIGURES), artifact_path="figures")
-        mlflow.sklearn.log_model(
-            sklearn_model,
-            name="sklearn_model",
-            signature=signature,
-            pip_requirements=_pip_requirements("scikit-learn", "numpy", "skops"),
-            serialization_format="skops",
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            code_paths=[str(Path(__file__).parent)],
-        )
-
-    result = register_model(
-        paths.MODELS, params.register_, CHALLENGER, signature=signature, log_extras=log_pipeline_run
+    return RegisterResult(
+        model_name=cfg.model_name,
+        version=version,
+        alias=alias,
+        run_id=run.info.run_id,
+        model_version=metadata.model_version,
+        tracking_uri=uri,
+        reused=False,
     )
-    atomic_write_json(paths.REGISTRATION_JSON, result)
-    return result
 
 
 def _newest_tagged(client, name: str, model_version: str):

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from housing.config import DataParams
-from housing.data import read_csv, write_csv
-from housing.errors import ConfigError, DataError
+from housing.errors import ConfigError
+from housing.frames import read_csv, write_csv
 
 # Log-log slope of MedHouseVal on MedInc in the data set (0.81): a block whose income rises by a factor f is
 # valued about f ** 0.81 higher. Rounded to 3 decimals so that pow's last bit cannot differ across machines.
@@ -180,51 +180,5 @@ def write_window(data_params: DataParams, scenario: str, rows: int, seed: int, o
     columns = [*data_params.features, data_params.target]
     raw = read_csv(data_params.raw_path, columns)[columns].astype(np.float64)
     window = scenario_window(raw, scenario, rows, seed, data_params.target)
-    write_csv(window, out)
-    return len(window)
-
-
-def frame_from_log(log_path: Path, data_params: DataParams) -> pd.DataFrame:
-    """The served rows of an inference log (file or directory) as a frame of features + ground truth.
-
-    Shadow predictions are skipped (the same input was also scored by the live model). The target comes
-    from the feedback records joined on (request_id, instance), and is NaN where no feedback arrived.
-    """
-    from housing.inference_log import read_records
-
-    if not log_path.exists():
-        raise DataError(f"{log_path}: inference log not found")
-    features = list(data_params.features)
-    actuals = {
-        (r.get("request_id"), r.get("instance", 0)): r.get("actual")
-        for r in read_records(log_path, kind="feedback")
-    }
-    rows: list[list[float]] = []
-    for record in read_records(log_path, kind="prediction"):
-        if record.get("shadow"):
-            continue
-        values = record.get("features")
-        if not isinstance(values, dict):
-            raise DataError(
-                f"{log_path}: prediction record {record.get('request_id')!r} has no 'features' object"
-            )
-        missing = [f for f in features if f not in values]
-        if missing:
-            raise DataError(
-                f"{log_path}: prediction record {record.get('request_id')!r} lacks feature(s) {missing}"
-            )
-        actual = actuals.get((record.get("request_id"), record.get("instance", 0)))
-        rows.append([*(values[f] for f in features), np.nan if actual is None else actual])
-    if not rows:
-        raise DataError(f"{log_path}: no (non-shadow) prediction records to build a window from")
-    try:
-        return pd.DataFrame(rows, columns=[*features, data_params.target], dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{log_path}: a logged feature or actual is not a number ({exc})") from None
-
-
-def window_from_log(log_path: Path, out: Path, data_params: DataParams) -> int:
-    """Write the window CSV built from an inference log; returns the row count."""
-    window = frame_from_log(log_path, data_params)
     write_csv(window, out)
     return len(window)

@@ -7,7 +7,7 @@ import pytest
 
 from housing import paths
 from housing.errors import DataError, DataValidationError
-from housing.validation import validate_file
+from housing.stages.validate import run
 
 
 @pytest.fixture
@@ -24,7 +24,9 @@ def workdir(tmp_path, monkeypatch):
 def _run(frame, workdir, params):
     path = workdir / "raw.csv"
     frame.to_csv(path, index=False)
-    return validate_file(path, params.validate_, params.data, report_path=workdir / "validation.json")
+    data = params.data.model_copy(update={"raw_path": path})
+    result = run(params.model_copy(update={"data": data}), report_path=workdir / "validation.json")
+    return result.model_dump(mode="json")
 
 
 def _expect_failure(frame, workdir, params, pattern):
@@ -121,7 +123,7 @@ def test_empty_file_is_a_clear_error(workdir, params):
     path = workdir / "raw.csv"
     path.write_text("")
     with pytest.raises(DataError, match=r"raw\.csv: file is empty"):
-        validate_file(path, params.validate_, params.data, report_path=workdir / "validation.json")
+        run(params.model_copy(update={"data": params.data.model_copy(update={"raw_path": path})}))
     assert not (workdir / "validation.json").exists()
 
 
@@ -129,4 +131,4 @@ def test_header_only_file_fails_row_count(workdir, params):
     path = workdir / "raw.csv"
     path.write_text(",".join([*params.data.features, params.data.target]) + "\n")
     with pytest.raises(DataValidationError, match=r"rows >= 1000"):
-        validate_file(path, params.validate_, params.data, report_path=workdir / "validation.json")
+        run(params.model_copy(update={"data": params.data.model_copy(update={"raw_path": path})}))

@@ -8,7 +8,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def standard_split(housing_frame, params):
-    from housing.data import split_frame
+    from housing.stages.split import split_frame
 
     train, test, _ = split_frame(housing_frame, params.split)
     features = list(params.data.features)
@@ -22,7 +22,7 @@ def standard_split(housing_frame, params):
 
 @pytest.fixture(scope="session")
 def production_pipeline(standard_split, params):
-    from housing.train import fit
+    from housing.stages.train import fit
 
     X_train, y_train, _, _ = standard_split
     pipeline, _ = fit(X_train, y_train, params.train)
@@ -32,6 +32,6 @@ def production_pipeline(standard_split, params):
 @pytest.fixture(scope="session")
 def production_onnx(production_pipeline, standard_split, params):
     from housing.artifact import onnx_session
-    from housing.export import to_onnx_bytes
+    from housing.modelio import to_onnx_bytes
 
     return onnx_session(to_onnx_bytes(production_pipeline, 8, params.export.opset))

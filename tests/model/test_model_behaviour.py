@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from housing.config import FEATURES
-from housing.evaluate import check_gates, regression_metrics
-from housing.export import onnx_predict
+from housing.metrics import regression_metrics
+from housing.modelio import onnx_predict
+from housing.stages.evaluate import check_gates
 
 MED_INC, POPULATION = FEATURES.index("MedInc"), FEATURES.index("Population")
 

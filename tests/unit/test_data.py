@@ -5,11 +5,19 @@ import pytest
 
 from housing import paths
 from housing.config import DataParams, SplitParams, load_params
-from housing.data import ingest, load_xy, read_csv, split
 from housing.errors import DataError, DataValidationError
+from housing.frames import load_xy, read_csv
+from housing.ingest import ingest
+from housing.stages.split import run
 
 # sha256 of data/raw/california_housing.csv as scikit-learn's cache gives it (pinned by data.dvc too).
-RULES = load_params().validate_  # the repository's own rules
+PARAMS = load_params()
+RULES = PARAMS.validate_  # the repository's own rules
+
+
+def split(data: DataParams, split_params: SplitParams, rules=RULES):
+    """The split stage on these sections of the repository's params."""
+    return run(PARAMS.model_copy(update={"data": data, "split": split_params, "validate_": rules}))
 RAW_SHA256 = "94ef369b909f5c725340b512b7c9a05c1550a554b6592d29303990e3ba521a1f"
 
 

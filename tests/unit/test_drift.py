@@ -12,18 +12,19 @@ from scipy import stats
 
 from housing import paths
 from housing.config import FEATURES, DriftParams
-from housing.drift import (
+from housing.errors import DataError
+from housing.results import DriftReport
+from housing.simulate import scenario_window
+from housing.stages.drift import (
     PSI_EPSILON,
     EvidentlyVerdict,
     chi2_test,
     detect_drift,
-    drift_stage,
     ks_test,
     psi,
     stable_ids,
 )
-from housing.errors import DataError
-from housing.simulate import scenario_window
+from housing.stages.drift import run as drift_stage
 
 FEATURE_LIST = list(FEATURES)
 
@@ -134,12 +135,12 @@ def test_income_shift_drifts_income_only_and_the_threshold_decides(reference):
 
 
 def test_parallel_feature_tests_give_the_serial_results(reference, monkeypatch):
-    import housing.drift
+    import housing.stages.drift
 
     current = synthetic(2000, seed=9, income_factor=1.3)
     serial = detect_drift(reference, current, DriftParams(), FEATURE_LIST)
-    monkeypatch.setattr(housing.drift, "PARALLEL_MIN_ROWS", 0)
-    monkeypatch.setattr(housing.drift.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(housing.stages.drift, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(housing.stages.drift.os, "cpu_count", lambda: 4)
     parallel = detect_drift(reference, current, DriftParams(), FEATURE_LIST)
     assert list(parallel.features) == FEATURE_LIST
     assert parallel.to_dict() == serial.to_dict()
@@ -237,7 +238,8 @@ def test_stage_writes_the_contract_and_a_failure_leaves_previous_outputs(stage_d
     synthetic(2000, seed=9, income_factor=1.3).to_csv(window, index=False)
     result = drift_stage(stage_params(params, window))
     written = json.loads(paths.DRIFT_JSON.read_text())
-    assert written == result
+    assert written == result.model_dump(mode="json")
+    assert DriftReport.model_validate(written) == result  # the file reads back into the typed result
     assert set(written) == {
         "drift_score", "threshold", "retrain_recommended", "drifted_features", "n_reference", "n_current",
         "features", "evidently",
@@ -271,8 +273,8 @@ def test_stage_reads_an_inference_log_directory_as_the_window(stage_dir, params)
         "".join(json.dumps(r) + "\n" for r in lines)
     )
     result = drift_stage(stage_params(params, log_dir))
-    assert result["n_current"] == 400
-    assert result["drifted_features"] == ["MedInc"]
+    assert result.n_current == 400
+    assert result.drifted_features == ["MedInc"]
 
 
 def test_evidently_verdicts_agree_with_native_and_the_html_is_written(stage_dir, params):
@@ -290,9 +292,9 @@ def test_evidently_verdicts_agree_with_native_and_the_html_is_written(stage_dir,
         }
     )
     result = drift_stage(cfg)
-    assert result["drifted_features"] == ["MedInc", "HouseAge"]
-    assert result["retrain_recommended"] is True  # 2/8 = 0.25 reaches the threshold
-    assert result["evidently"] == {
+    assert result.drifted_features == ["MedInc", "HouseAge"]
+    assert result.retrain_recommended is True  # 2/8 = 0.25 reaches the threshold
+    assert result.evidently.model_dump() == {
         "drift_share": 0.25,
         "drifted_features": ["MedInc", "HouseAge"],
         "agrees": True,

@@ -3,13 +3,8 @@ import pytest
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 
 from housing.config import EvaluateParams
-from housing.evaluate import (
-    check_gates,
-    permutation_importance,
-    regression_metrics,
-    slice_labels,
-    slice_metrics,
-)
+from housing.metrics import regression_metrics
+from housing.stages.evaluate import check_gates, permutation_importance, slice_labels, slice_metrics
 
 
 def test_standard_metrics_match_sklearn():

@@ -7,7 +7,7 @@ import pytest
 
 from housing.artifact import load_verified, read_metadata, sha256_file
 from housing.errors import GateError, ModelIntegrityError
-from housing.export import export_model
+from housing.stages.export import export_model
 
 
 def test_metadata_describes_the_artifact(model_dir, small_params):
@@ -77,12 +77,12 @@ def test_onnx_bytes_do_not_depend_on_the_hash_seed(tmp_path, trained_pipeline):
     import subprocess
     import sys
 
-    from housing.train import save_pipeline
+    from housing.modelio import save_pipeline
 
     save_pipeline(trained_pipeline, tmp_path / "model.skops")
     script = (
-        "import hashlib, sys; from pathlib import Path; from housing.train import load_pipeline; "
-        "from housing.export import to_onnx_bytes; "
+        "import hashlib, sys; from pathlib import Path; from housing.modelio import load_pipeline; "
+        "from housing.modelio import to_onnx_bytes; "
         "p = load_pipeline(Path(sys.argv[1])); print(hashlib.sha256(to_onnx_bytes(p, 8, 17)).hexdigest())"
     )
     digests = {

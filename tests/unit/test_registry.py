@@ -142,14 +142,14 @@ def test_fetch_model_materialises_an_alias_as_a_servable_model_dir(tmp_path, mon
     out = tmp_path / "served"
     (out / "old").mkdir(parents=True)  # a previous download is replaced, not merged into
     fetched = fetch_model(cfg, "champion", out)
-    assert fetched["version"] == registered["version"]
+    assert fetched["version"] == registered.version
     assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "model.onnx"]
     assert (out / "model.onnx").read_bytes() == (model_dir / "model.onnx").read_bytes()
-    assert load_verified(out)[0].model_version == registered["model_version"]
+    assert load_verified(out)[0].model_version == registered.model_version
 
     with pytest.raises(RegistryError, match=f"model '{NAME}' has no @challenger"):
         fetch_model(cfg, "challenger", out)
-    assert load_verified(out)[0].model_version == registered["model_version"]  # left as it was
+    assert load_verified(out)[0].model_version == registered.model_version  # left as it was
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".served-")] == []
 
 
@@ -162,14 +162,14 @@ def test_registering_an_artifact_twice_reuses_its_version(tmp_path, monkeypatch,
     cfg = RegisterParams(model_name=NAME)
     first = register_model(model_dir, cfg)
     again = register_model(model_dir, cfg, alias=None)
-    assert (first["reused"], again["reused"]) == (False, True)
-    assert again["version"] == first["version"]
-    assert again["run_id"] == first["run_id"]
+    assert (first.reused, again.reused) == (False, True)
+    assert again.version == first.version
+    assert again.run_id == first.run_id
     import mlflow
 
     client = mlflow.MlflowClient()
     assert len(client.search_model_versions(f"name='{NAME}'")) == 1
-    tags = client.get_model_version(NAME, first["version"]).tags
+    tags = client.get_model_version(NAME, first.version).tags
     assert tags["git_revision"]  # provenance is logged at registration, not baked into the artifact
 
 

@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from housing.checks import validate_frame
 from housing.config import FEATURES, TARGET, DataParams
-from housing.data import write_csv
 from housing.errors import ConfigError, DataError
+from housing.frames import write_csv
+from housing.logwindow import window_from_log
 from housing.simulate import (
     SCENARIOS_HELP,
     degrees_from_coast,
     income_target_factor,
     scenario_window,
-    window_from_log,
     write_window,
 )
-from housing.validation import validate_frame
 
 COLUMNS = [*FEATURES, TARGET]
 

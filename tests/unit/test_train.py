@@ -4,14 +4,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegresso
 
 from housing.config import TrainParams, TuneParams
 from housing.errors import DataError
-from housing.train import (
-    build_pipeline,
-    canonical_skops,
-    fit,
-    load_pipeline,
-    save_pipeline,
-    snap_thresholds_to_float32,
-)
+from housing.modelio import canonical_skops, load_pipeline, save_pipeline
+from housing.stages.train import build_pipeline, fit, snap_thresholds_to_float32
 
 
 def test_model_family_and_hyper_parameters_come_from_params():

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from housing.config import AbTestParams
 from housing.errors import HousingError
 from housing.experiments import stats
-from housing.experiments.params import AbTestParams
 
 __all__ = ["AbTestError", "AbTestParams", "Plan", "Verdict", "analyze", "analyze_log", "make_plan"]
 

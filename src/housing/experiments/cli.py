@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from housing.experiments.params import AbTestParams
+    from housing.config import AbTestParams
 
 DEFAULT_PARAMS = Path("params.yaml")
 DEFAULT_LOG = Path("logs/inference")
@@ -34,9 +34,8 @@ def _abtest_params(path: Path, **overrides: Any) -> AbTestParams:
     """The ``abtest:`` section of params.yaml (defaults while it has none), with flag overrides validated."""
     from pydantic import ValidationError
 
-    from housing.config import load_params
+    from housing.config import AbTestParams, load_params
     from housing.errors import ConfigError
-    from housing.experiments.params import AbTestParams
 
     base = AbTestParams()
     if path.exists() or path != DEFAULT_PARAMS:

@@ -116,7 +116,8 @@ def prepare_workdir(workdir: Path) -> Path:
 
 
 def _raw_frame(params: Any):
-    from housing.data import fetch_raw, read_csv
+    from housing.frames import read_csv
+    from housing.ingest import fetch_raw
 
     columns = [*params.data.features, params.data.target]
     if Path(params.data.raw_path).exists():
@@ -127,7 +128,8 @@ def _raw_frame(params: Any):
 def split_data(params: Any, config: LoopConfig, data_dir: Path) -> dict[str, Any]:
     """train / reference / drift pool / A/B pool CSVs under ``data_dir`` (the pipeline's own split)."""
     from housing.config import SplitParams
-    from housing.data import split_frame, write_csv
+    from housing.frames import write_csv
+    from housing.stages.split import split_frame
 
     raw = _raw_frame(params)
     split = SplitParams(
@@ -157,9 +159,9 @@ def train_and_export(
 ) -> dict[str, Any]:
     """Fit the pipeline on ``frame`` (train.* params), export it to ``out_dir`` with the parity gate."""
     from housing.artifact import sha256_file
-    from housing.data import load_xy, to_csv_bytes
-    from housing.export import export_model
-    from housing.train import fit
+    from housing.frames import load_xy, to_csv_bytes
+    from housing.stages.export import export_model
+    from housing.stages.train import fit
 
     train_params = params.train
     if config.max_iter is not None:
@@ -208,7 +210,8 @@ def register(model_dir: Path, register_params: Any, alias: str) -> dict[str, Any
 
     for noisy in ("mlflow", "alembic"):  # table creation and registration chatter would drown the summary
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return register_model(model_dir, register_params, alias, extra_tags={"source": "housing loop"})
+    result = register_model(model_dir, register_params, alias, extra_tags={"source": "housing loop"})
+    return result.model_dump(mode="json")
 
 
 # --- the model server -------------------------------------------------------------------------------------
@@ -327,12 +330,13 @@ def run_loop(config: LoopConfig, params: Any, echo: Echo = print) -> dict[str, A
     import pandas as pd
 
     from housing.config import DriftParams
-    from housing.data import read_csv
-    from housing.drift import detect_drift
     from housing.experiments.abtest import analyze_log, estimate_planning_inputs, make_plan
     from housing.experiments.abtest_report import render_markdown
     from housing.experiments.promotion import promote_verdict
-    from housing.simulate import SCENARIOS, frame_from_log
+    from housing.frames import read_csv
+    from housing.logwindow import frame_from_log
+    from housing.simulate import SCENARIOS
+    from housing.stages.drift import detect_drift
 
     if config.scenario not in SCENARIOS:
         raise ConfigError(f"loop: scenario {config.scenario!r} is unknown; valid: {', '.join(SCENARIOS)}")

@@ -84,7 +84,7 @@ def load_houses(
     change the mix. A house's id is its row number in ``csv``, kept through the scenario, so the routing
     key names the same house however it was shifted.
     """
-    from housing.data import read_csv
+    from housing.frames import read_csv
     from housing.simulate import scenario_window
 
     features, target = list(data_params.features), data_params.target

@@ -11,8 +11,8 @@ import pytest
 @pytest.fixture(scope="session")
 def challenger_dir(tmp_path_factory, small_split, small_params) -> Path:
     """A real artifact that predicts differently from ``model_dir``: fewer, smaller trees."""
-    from housing.export import export_model
-    from housing.train import fit
+    from housing.stages.export import export_model
+    from housing.stages.train import fit
 
     X_train, y_train, X_test, y_test = small_split
     hgb = small_params.train.hgb.model_copy(update={"max_iter": 20, "max_leaf_nodes": 7})

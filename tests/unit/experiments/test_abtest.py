@@ -10,10 +10,10 @@ import pytest
 from abtest_synthetic import FEATURES, ab_records
 from scipy import stats as sps
 
+from housing.config import AbTestParams, GuardrailParams
 from housing.experiments import stats
 from housing.experiments.abtest import AbTestError, analyze, analyze_log, make_plan
 from housing.experiments.abtest_report import render_markdown
-from housing.experiments.params import AbTestParams, GuardrailParams
 
 DEFAULT = AbTestParams()
 # A small experiment for repeated runs: absolute MDE 0.08 with sd 0.3 -> a horizon of ~280 per arm.

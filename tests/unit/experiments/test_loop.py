@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from housing.artifact import load_verified, onnx_session
+from housing.config import AbTestParams, GuardrailParams
 from housing.errors import ConfigError
 from housing.experiments.abtest import analyze, make_plan
 from housing.experiments.loop import MARKER, LoopConfig, prepare_workdir, split_data
-from housing.experiments.params import AbTestParams, GuardrailParams
 from housing.experiments.routing import assign_variant
 from housing.simulate import COASTAL_BOOM_FACTOR, degrees_from_coast, scenario_window
 

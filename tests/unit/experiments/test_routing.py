@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from abtest_synthetic import ab_records
 
+from housing.config import AbTestParams
 from housing.experiments.abtest import analyze
-from housing.experiments.params import AbTestParams
 from housing.experiments.routing import assign_variant, bucket
 
 

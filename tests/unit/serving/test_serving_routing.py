@@ -29,8 +29,8 @@ ROW2 = [3.0, 20, 5.0, 1.0, 1000, 3.0, 34.0, -118.0]
 @pytest.fixture(scope="module")
 def challenger_dir(tmp_path_factory, small_split, small_params):
     """A second real artifact: fewer, shallower trees, so its predictions differ from the champion's."""
-    from housing.export import export_model
-    from housing.train import fit
+    from housing.stages.export import export_model
+    from housing.stages.train import fit
 
     X_train, y_train, X_test, y_test = small_split
     hgb = small_params.train.hgb.model_copy(update={"max_iter": 20, "max_leaf_nodes": 7})

@@ -1,4 +1,4 @@
-"""Compile the fitted pipeline (features included) to ONNX, prove parity with sklearn, write metadata."""
+"""Export stage: compile the fitted pipeline (features included) to ONNX, prove parity, write metadata."""
 
 from __future__ import annotations
 
@@ -18,33 +18,12 @@ from housing.artifact import (
     write_metadata,
 )
 from housing.config import Params
-from housing.data import load_xy
 from housing.errors import GateError
-from housing.evaluate import regression_metrics
-from housing.features import register_onnx_converter
-from housing.train import load_pipeline
-
-
-def to_onnx_bytes(pipeline: Pipeline, n_features: int, opset: int) -> bytes:
-    from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import FloatTensorType
-
-    register_onnx_converter()
-    model = to_onnx(
-        pipeline,
-        initial_types=[("input", FloatTensorType([None, n_features]))],
-        target_opset={"": opset, "ai.onnx.ml": 3},
-    )
-    # skl2onnx collects the opset imports in a set: their order follows PYTHONHASHSEED. Sorted, the same
-    # pipeline always serialises to the same bytes (models/ is a DVC output).
-    imports = sorted(model.opset_import, key=lambda entry: (entry.domain, entry.version))
-    del model.opset_import[:]
-    model.opset_import.extend(imports)
-    return model.SerializeToString()
-
-
-def onnx_predict(session, X: np.ndarray) -> np.ndarray:
-    return session.run(None, {session.get_inputs()[0].name: X.astype(np.float32, copy=False)})[0].ravel()
+from housing.frames import load_xy
+from housing.metrics import regression_metrics
+from housing.modelio import load_pipeline, onnx_predict, to_onnx_bytes
+from housing.results import ExportResult
+from housing.stages import main
 
 
 def export_model(
@@ -83,8 +62,25 @@ def export_model(
     return metadata
 
 
-def export_stage(params: Params) -> ModelMetadata:
+def run(params: Params) -> ExportResult:
+    """Compile ``artifacts/model.skops`` to ``models/`` (model.onnx + metadata.json)."""
     pipeline = load_pipeline(paths.SKLEARN_MODEL)
     X_test, y_test = load_xy(paths.TEST_CSV, params.data)
     hashes = {"train": sha256_file(paths.TRAIN_CSV), "test": sha256_file(paths.TEST_CSV)}
-    return export_model(pipeline, X_test, y_test, params, paths.MODELS, hashes)
+    metadata = export_model(pipeline, X_test, y_test, params, paths.MODELS, hashes)
+    return ExportResult(
+        model_version=metadata.model_version,
+        onnx_sha256=metadata.onnx_sha256,
+        parity_max_abs_diff=metadata.parity_max_abs_diff or 0.0,
+    )
+
+
+def describe(result: ExportResult) -> str:
+    return (
+        f"exported {result.model_version}: parity max |diff| {result.parity_max_abs_diff:.2e}, "
+        f"sha256 {result.onnx_sha256[:12]}"
+    )
+
+
+if __name__ == "__main__":
+    main(run, describe)

@@ -21,17 +21,19 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from housing import paths
 from housing.artifact import atomic_write_bytes, atomic_write_json
-from housing.config import DataParams, DriftParams, Params, StatTest
-from housing.data import read_csv
+from housing.config import DriftParams, Params, StatTest
 from housing.errors import DataError
-from housing.simulate import frame_from_log
+from housing.frames import read_csv
+from housing.logwindow import read_window
+from housing.results import DriftReport
+from housing.stages import main
 
 PSI_EPSILON = 1e-4
 KS_EXACT_MAX_N = 10_000  # scipy's ks_2samp uses its exact method up to here, the asymptotic one above
@@ -348,23 +350,6 @@ def evidently_drift(
 
 # --- the stage ----------------------------------------------------------------------------------------
 
-WindowKind = Literal["csv", "log"]
-
-
-def window_kind(path: Path) -> WindowKind:
-    """An inference log is a directory of JSONL files or a ``.jsonl`` file; anything else is read as CSV."""
-    return "log" if path.is_dir() or path.suffix == ".jsonl" else "csv"
-
-
-def read_window(path: Path, data_params: DataParams) -> pd.DataFrame:
-    """The production window as a frame: a CSV, or the prediction records of an inference log."""
-    if not path.exists():
-        raise DataError(f"{path}: production window not found (write one with `housing simulate window`)")
-    if window_kind(path) == "log":
-        return frame_from_log(path, data_params)
-    return read_csv(path)
-
-
 _DISABLED_HTML = (
     "<!doctype html><html><head><meta charset='utf-8'><title>Drift report</title></head><body>"
     "<p>The Evidently report is disabled (<code>drift.evidently_report: false</code> in params.yaml); "
@@ -372,7 +357,7 @@ _DISABLED_HTML = (
 )
 
 
-def drift_stage(params: Params, current_path: Path | None = None) -> dict[str, Any]:
+def run(params: Params, current_path: Path | None = None) -> DriftReport:
     """Run the drift stage; write ``reports/drift.json`` and the HTML report only if everything succeeded."""
     features = list(params.data.features)
     cfg = params.drift
@@ -390,10 +375,11 @@ def drift_stage(params: Params, current_path: Path | None = None) -> dict[str, A
         html = verdict.html
     document = result.to_dict(evidently)
     _check_finite(document)
+    report = DriftReport.model_validate(document)
     # Both outputs are computed before either is written, and each write is atomic (temp file + rename).
     atomic_write_bytes(paths.DRIFT_HTML, html.encode())
-    atomic_write_json(paths.DRIFT_JSON, document)
-    return document
+    atomic_write_json(paths.DRIFT_JSON, report.model_dump(mode="json"))
+    return report
 
 
 def _check_finite(document: dict[str, Any]) -> None:
@@ -403,3 +389,15 @@ def _check_finite(document: dict[str, Any]) -> None:
             value = feature[key]
             if value is not None and not math.isfinite(value):
                 raise DataError(f"drift: feature {name!r} has a non-finite {key} ({value})")
+
+
+def describe(result: DriftReport) -> str:
+    return (
+        f"drift score {result.drift_score:.3f} (threshold {result.threshold}); "
+        f"drifted: {', '.join(result.drifted_features) or 'none'}; "
+        f"retrain_recommended={str(result.retrain_recommended).lower()}"
+    )
+
+
+if __name__ == "__main__":
+    main(run, describe)

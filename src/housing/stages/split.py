@@ -1,91 +1,23 @@
-"""Data set ingestion, loading and the train/test/reference split."""
+"""Split stage: seeded train/test split of the validated data, plus the drift reference sample.
+
+Labelled, new rows of the production window join the training split (never the test split), so a
+retrained model learns from production while every model is compared on the same holdout.
+"""
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from housing import paths
-from housing.artifact import atomic_write_bytes, sha256_file
-from housing.config import DataParams, SplitParams, ValidateParams
-from housing.errors import DataError, DataValidationError
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    path: Path
-    rows: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class SplitResult:
-    train_rows: int
-    test_rows: int
-    reference_rows: int
-    production_rows: int = 0  # labelled production-window rows added to the training split
-
-
-def to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """Deterministic CSV: fixed column order, no index, '\\n' endings, shortest round-trip floats."""
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, lineterminator="\n")
-    return buffer.getvalue().encode()
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    atomic_write_bytes(path, to_csv_bytes(frame))
-
-
-def fetch_raw(data_params: DataParams, data_home: Path | None = None) -> pd.DataFrame:
-    """Load the data set through scikit-learn (download, or the cache under ``$SCIKIT_LEARN_DATA``)."""
-    from sklearn.datasets import fetch_california_housing
-
-    try:
-        frame = fetch_california_housing(data_home=data_home, as_frame=True).frame
-    except OSError as exc:
-        raise DataError(
-            f"california housing: cannot download or find the cache ({exc}); "
-            "offline, set SCIKIT_LEARN_DATA to a directory holding cal_housing_py3.pkz"
-        ) from None
-    columns = [*data_params.features, data_params.target]
-    return frame[columns].astype("float64")
-
-
-def ingest(data_params: DataParams, data_home: Path | None = None) -> IngestResult:
-    """Materialise the raw data set as CSV whose bytes are identical on every machine."""
-    frame = fetch_raw(data_params, data_home)
-    write_csv(frame, data_params.raw_path)
-    return IngestResult(data_params.raw_path, len(frame), sha256_file(data_params.raw_path))
-
-
-def read_csv(path: Path, columns: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
-    """Read a data file and check it has the expected columns; errors name the file and the column."""
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: file is empty (no header, no rows)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})") from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; expected {list(columns)}")
-    return frame
-
-
-def load_xy(path: Path, data_params: DataParams) -> tuple[np.ndarray, np.ndarray]:
-    """Features as a float32 matrix in schema order (what the ONNX model takes) and the target."""
-    frame = read_csv(path, [*data_params.features, data_params.target])
-    return (
-        frame[list(data_params.features)].to_numpy(dtype=np.float32),
-        frame[data_params.target].to_numpy(dtype=np.float64),
-    )
+from housing.checks import describe_failures, validate_frame
+from housing.config import DataParams, Params, SplitParams, ValidateParams
+from housing.errors import DataValidationError
+from housing.frames import read_csv, write_csv
+from housing.results import SplitResult
+from housing.stages import main
 
 
 def split_frame(
@@ -124,8 +56,6 @@ def labelled_production_rows(
     which would leak the holdout into training (the bootstrap window is sampled from the raw data set).
     A window without the target column has no labelled rows.
     """
-    from housing.validation import describe_failures, validate_frame
-
     columns = [*data_params.features, data_params.target]
     window = read_csv(window_path, data_params.features)
     if data_params.target not in window.columns:
@@ -146,7 +76,9 @@ def labelled_production_rows(
     return labelled.loc[is_new].reset_index(drop=True)
 
 
-def split(data_params: DataParams, split_params: SplitParams, rules: ValidateParams) -> SplitResult:
+def run(params: Params) -> SplitResult:
+    """Split the validated data into train/test (seeded) and draw the drift reference sample."""
+    data_params, split_params, rules = params.data, params.split, params.validate_
     frame = read_csv(data_params.raw_path, [*data_params.features, data_params.target])
     extra = None
     window = data_params.production_window_path
@@ -155,4 +87,20 @@ def split(data_params: DataParams, split_params: SplitParams, rules: ValidatePar
     train, test, reference = split_frame(frame, split_params, extra)
     for part, path in ((train, paths.TRAIN_CSV), (test, paths.TEST_CSV), (reference, paths.REFERENCE_CSV)):
         write_csv(part, path)
-    return SplitResult(len(train), len(test), len(reference), 0 if extra is None else len(extra))
+    return SplitResult(
+        train_rows=len(train),
+        test_rows=len(test),
+        reference_rows=len(reference),
+        production_rows=0 if extra is None else len(extra),
+    )
+
+
+def describe(result: SplitResult) -> str:
+    return (
+        f"train {result.train_rows} rows ({result.production_rows} from the production window), "
+        f"test {result.test_rows} rows, reference {result.reference_rows}"
+    )
+
+
+if __name__ == "__main__":
+    main(run, describe)

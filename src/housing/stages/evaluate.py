@@ -1,8 +1,14 @@
-"""Evaluate the serving artifact (the ONNX model) on the test split: metrics, slices, cost, plots, gates."""
+"""Evaluate stage: the ONNX serving artifact on the test split: metrics, slices, cost, plots, gates.
+
+``reports/metrics.json`` holds only what the inputs determine (a DVC metric); the single-row latency goes
+to the untracked ``reports/timings.json``. Missed gates write ``reports/evaluation_failed.json`` and keep
+the last good reports.
+"""
 
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Callable
 from itertools import pairwise
@@ -14,39 +20,15 @@ import pandas as pd
 from housing import paths
 from housing.artifact import atomic_write_bytes, atomic_write_json, load_verified, onnx_session
 from housing.config import FEATURES, EvaluateParams, GateParams, Params
-from housing.data import load_xy
 from housing.errors import GateError
 from housing.features import BAY_AREA, LATITUDE, LONGITUDE, LOS_ANGELES, MED_INC, distance_km
+from housing.frames import load_xy
+from housing.metrics import ppe_key, regression_metrics
+from housing.results import EvaluateResult, Gate, ModelInfo
+from housing.stages import main
 from housing.timings import record_timings
 
 Predict = Callable[[np.ndarray], np.ndarray]
-
-
-def ppe_key(tolerance: float) -> str:
-    return f"ppe{round(tolerance * 100)}"
-
-
-def regression_metrics(y: np.ndarray, pred: np.ndarray, cfg: EvaluateParams) -> dict[str, float]:
-    """R², MAE, RMSE, the valuation metrics MdAPE and PPEx, bias and the business cost per house."""
-    y = np.asarray(y, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
-    error = pred - y
-    abs_pct = np.abs(error) / np.abs(y)
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    cost = cfg.cost.over_valuation * np.clip(error, 0, None) + cfg.cost.under_valuation * np.clip(
-        -error, 0, None
-    )
-    metrics = {
-        "r2": 1.0 - float(np.sum(error**2)) / ss_tot if ss_tot > 0 else float("nan"),
-        "mae": float(np.mean(np.abs(error))),
-        "rmse": float(np.sqrt(np.mean(error**2))),
-        "mdape": float(np.median(abs_pct)),
-        **{ppe_key(t): float(np.mean(abs_pct <= t)) for t in cfg.ppe_tolerances},
-        "bias": float(np.mean(error)),
-        "cost_usd_per_house": float(np.mean(cost)),
-        "n": len(y),
-    }
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
 
 
 def slice_labels(X: np.ndarray, cfg: EvaluateParams) -> dict[str, np.ndarray]:
@@ -156,7 +138,8 @@ def write_plots(y: np.ndarray, pred: np.ndarray, importance: dict[str, float], c
     plt.close(fig)
 
 
-def evaluate_stage(params: Params) -> dict[str, Any]:
+def run(params: Params) -> EvaluateResult:
+    """Score ``models/`` on the test split; write the reports only when every gate passed."""
     cfg = params.evaluate
     metadata, payload = load_verified(paths.MODELS)
     session = onnx_session(payload)
@@ -168,15 +151,17 @@ def evaluate_stage(params: Params) -> dict[str, Any]:
     X, y = load_xy(paths.TEST_CSV, params.data)
     pred = predict(X)
     metrics = regression_metrics(y, pred, cfg)
-    gates = check_gates(metrics, cfg.gates)
-    model = {"version": metadata.model_version, "onnx_bytes": len(payload)}
-    result: dict[str, Any] = {"test": metrics, "gates": gates, "model": model}
-    if not all(g["passed"] for g in gates.values()):
-        atomic_write_json(paths.EVALUATION_FAILED_JSON, result)
+    result = EvaluateResult(
+        test=metrics,
+        gates={name: Gate(**gate) for name, gate in check_gates(metrics, cfg.gates).items()},
+        model=ModelInfo(version=metadata.model_version, onnx_bytes=len(payload)),
+    )
+    if not result.passed:
+        atomic_write_json(paths.EVALUATION_FAILED_JSON, result.model_dump(mode="json"))
         failed = "; ".join(
-            f"{name}: {g['value']:.4f} vs threshold {g['threshold']}"
-            for name, g in gates.items()
-            if not g["passed"]
+            f"{name}: {g.value:.4f} vs threshold {g.threshold}"
+            for name, g in result.gates.items()
+            if not g.passed
         )
         raise GateError(
             f"evaluate: quality gate(s) missed ({failed}); previous reports kept, "
@@ -186,6 +171,14 @@ def evaluate_stage(params: Params) -> dict[str, Any]:
     importance = permutation_importance(predict, X, y, cfg.importance_repeats, params.split.seed)
     write_plots(y, pred, importance, cfg)
     atomic_write_json(paths.SLICES_JSON, slice_metrics(X, y, pred, cfg))
-    atomic_write_json(paths.METRICS_JSON, result)
+    atomic_write_json(paths.METRICS_JSON, result.model_dump(mode="json"))
     paths.EVALUATION_FAILED_JSON.unlink(missing_ok=True)  # describes an earlier, failed run
     return result
+
+
+def describe(result: EvaluateResult) -> str:
+    return json.dumps(result.test)
+
+
+if __name__ == "__main__":
+    main(run, describe)

@@ -1,10 +1,8 @@
-"""Build and fit the model pipeline: engineered features followed by the regressor from params."""
+"""Train stage: build and fit the model pipeline (engineered features, then the regressor from params)."""
 
 from __future__ import annotations
 
-import io
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,23 +11,15 @@ from sklearn.model_selection import KFold, RandomizedSearchCV
 from sklearn.pipeline import Pipeline
 
 from housing import paths
-from housing.artifact import atomic_write_bytes, atomic_write_json
+from housing.artifact import atomic_write_json
 from housing.config import Params, TrainParams
-from housing.data import load_xy
 from housing.errors import DataError
 from housing.features import HousingFeatures
+from housing.frames import load_xy
+from housing.modelio import save_pipeline
+from housing.results import TrainResult
+from housing.stages import main
 from housing.timings import record_timings
-
-# Types skops may rebuild when loading our own pipeline (never arbitrary pickles).
-SKOPS_TRUSTED_TYPES = [
-    "housing.features.HousingFeatures",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-    "sklearn._loss.link.IdentityLink",
-    "sklearn._loss.link.Interval",
-    "sklearn._loss.loss.HalfSquaredError",
-    "sklearn.tree._tree.Tree",
-]
 
 
 def build_pipeline(train_params: TrainParams) -> Pipeline:
@@ -124,75 +114,21 @@ def fit(X: np.ndarray, y: np.ndarray, train_params: TrainParams) -> tuple[Pipeli
     return pipeline, summary
 
 
-# A fixed timestamp for every member of the skops archive (the zip format's earliest date).
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def canonical_skops(payload: bytes) -> bytes:
-    """The same skops archive with process-specific details removed, so equal models give equal bytes.
-
-    skops names each array file and memo entry after ``id(obj)`` (a memory address) and stamps every zip
-    member with the current time. Renumbering the ids in order of first appearance in ``schema.json`` and
-    fixing the timestamps changes nothing skops reads back (ids are only keys that link entries).
-    """
-    import json
-    import zipfile
-
-    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-        schema = json.loads(archive.read("schema.json"))
-        members = {name: archive.read(name) for name in archive.namelist() if name != "schema.json"}
-    renumbered: dict[int, int] = {}
-
-    def new_id(old: int) -> int:
-        return renumbered.setdefault(old, len(renumbered) + 1)
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {}
-            for key, value in node.items():
-                if key == "__id__" and isinstance(value, int):
-                    out[key] = new_id(value)
-                elif key == "file" and isinstance(value, str) and value.endswith(".npy"):
-                    out[key] = f"{new_id(int(value.removesuffix('.npy')))}.npy"
-                else:
-                    out[key] = walk(value)
-            return out
-        if isinstance(node, list):
-            return [walk(item) for item in node]
-        return node
-
-    schema = walk(schema)
-    files = {f"{new_id(int(name.removesuffix('.npy')))}.npy": data for name, data in members.items()}
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, data in [("schema.json", json.dumps(schema, indent=2).encode()), *sorted(files.items())]:
-            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, data)
-    return buffer.getvalue()
-
-
-def save_pipeline(pipeline: Pipeline, path: Path) -> None:
-    import skops.io as sio
-
-    atomic_write_bytes(path, canonical_skops(sio.dumps(pipeline)))
-
-
-def load_pipeline(path: Path) -> Pipeline:
-    import skops.io as sio
-
-    try:
-        payload = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: trained model not found (run the train stage)") from None
-    return sio.loads(payload, trusted=SKOPS_TRUSTED_TYPES)
-
-
-def train_stage(params: Params) -> dict[str, Any]:
+def run(params: Params) -> TrainResult:
+    """Fit the model pipeline (features + regressor) on the training split."""
     X, y = load_xy(paths.TRAIN_CSV, params.data)
     started = time.perf_counter()
     pipeline, summary = fit(X, y, params.train)
     record_timings("train", fit_seconds=round(time.perf_counter() - started, 3))
     save_pipeline(pipeline, paths.SKLEARN_MODEL)
-    atomic_write_json(paths.TRAIN_SUMMARY, summary)
-    return summary
+    result = TrainResult(**summary)
+    atomic_write_json(paths.TRAIN_SUMMARY, result.model_dump(mode="json", exclude_none=True))
+    return result
+
+
+def describe(result: TrainResult) -> str:
+    return result.model_dump_json(exclude_none=True)
+
+
+if __name__ == "__main__":
+    main(run, describe)

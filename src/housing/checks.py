@@ -1,8 +1,8 @@
-"""Data validation: rules come from ``params.yaml`` (validate section), never from code.
+"""Data checks: rules come from ``params.yaml`` (validate section), never from code.
 
-Each check yields a row of the report naming the column, the rule, how many rows broke it and a few
-examples. Any failed check raises :class:`DataValidationError`; the report is written to
-``reports/validation.json`` only when everything passed, so downstream stages never see bad data.
+Each check yields a row of a report naming the column, the rule, how many rows broke it and a few
+examples. Shared by the validate stage (the whole data set) and the split stage (the row rules applied to the
+production window's labelled rows).
 """
 
 from __future__ import annotations
@@ -13,11 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from housing import paths
-from housing.artifact import atomic_write_json, sha256_file
-from housing.config import DataParams, ValidateParams
-from housing.data import read_csv
-from housing.errors import DataValidationError
+from housing.config import ValidateParams
 
 
 def _examples(
@@ -154,29 +150,3 @@ def describe_failures(source: Path, failed: list[dict[str, Any]]) -> str:
             f"{where}: {check['check']} rule '{check['rule']}' broken by {check['count']} row(s){example}"
         )
     return f"{source} failed validation: " + "; ".join(parts)
-
-
-def validate_file(
-    path: Path, rules: ValidateParams, data_params: DataParams, report_path: Path = paths.VALIDATION_JSON
-) -> dict[str, Any]:
-    """Validate a data file; on success write the report, on failure raise naming column and rule."""
-    columns = [*data_params.features, data_params.target]
-    frame = read_csv(path)  # column checks belong to the report, not to the reader
-    checks = validate_frame(frame, rules, columns)
-    failed = [c for c in checks if not c["passed"]]
-    report = {
-        "source": str(path),
-        "sha256": sha256_file(path),
-        "rows": len(frame),
-        "passed": not failed,
-        "failed": len(failed),
-        "checks": checks,
-    }
-    if failed:
-        atomic_write_json(paths.VALIDATION_FAILED_JSON, report)
-        raise DataValidationError(
-            describe_failures(path, failed) + f" [full report: {paths.VALIDATION_FAILED_JSON}]", report
-        )
-    atomic_write_json(report_path, report)
-    paths.VALIDATION_FAILED_JSON.unlink(missing_ok=True)
-    return report
