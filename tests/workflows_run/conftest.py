@@ -1,8 +1,8 @@
 """Fixtures for running workflow files with act (``make workflows-run``; every test here is marked ``act``).
 
-``act_services``: the GitHub API and artifact stand-ins of one test (started), with the session's CA, stand-in
-actions and tool cache. ``scenario_repo``: the repository (origin + work clone) of that test. ``run_act``: runs
-act in it; when the test fails, the readable log of each of its runs is added to the report.
+``act_services``: the GitHub API and artifact stand-ins of one test (started), with the session's CA,
+stand-in actions and tool cache. ``scenario_repo``: the repository (origin + work clone) of that test.
+``run_act``: runs act in it; when the test fails, the readable log of each of its runs joins the report.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ CHECKOUT = "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1"  # v7.0.1
 SETUP_PYTHON = "actions/setup-python@5fda3b95a4ea91299a34e894583c3862153e4b97"  # v7.0.0
 CREATE_PULL_REQUEST = "peter-evans/create-pull-request@5f6978faf089d4d20b00c7766989d076bb2fc7f1"  # v8.1.1
 UPLOAD, DOWNLOAD = STANDIN_PINS["upload-artifact"], STANDIN_PINS["download-artifact"]
-# Above one 8 MiB block of the blob upload, random so the zip cannot shrink it: blocks must be reassembled in order.
+# Over one 8 MiB block of the blob upload, random so zip cannot shrink it: blocks are reassembled in order.
 BIG_FILE = random.Random(0).randbytes(9_000_000)
 
 ARTIFACTS_WORKFLOW = f"""
@@ -147,7 +147,11 @@ def test_artifacts_move_between_jobs_and_setup_python_uses_the_tool_cache(
     assert result.returncode == 0
     assert result.results == {"build": "success", "check": "success", "never": "skipped"}
     build = result.job("build")
-    assert [build.step(key) for key in ("duplicate", "missing", "Skipped step")] == ["failure", "failure", "skipped"]
+    assert [build.step(key) for key in ("duplicate", "missing", "Skipped step")] == [
+        "failure",
+        "failure",
+        "skipped",
+    ]
     assert f"python={run_act.services.toolcache}/Python/3.11." in build.text  # setup-python found the cache
     store = run_act.services.artifacts
     assert sorted(a.name for a in store.finalized()) == ["extra-1", "extra-2", "out"]
@@ -192,11 +196,15 @@ def test_a_job_comments_on_the_pull_request_through_the_api_stand_in(
     api = run_act.services.api
     pull = api.open_pull_request("experiment")
 
-    result = run_act(scenario_repo, "pull_request", workflow, event_payload=scenario_repo.pull_request_event(pull))
+    result = run_act(
+        scenario_repo, "pull_request", workflow, event_payload=scenario_repo.pull_request_event(pull)
+    )
 
     assert result.results == {"comment": "success"}
     comments = api.comments_on(pull["number"])
-    assert [(c["body"], c["user"]["login"]) for c in comments] == [("report for experiment", "github-actions[bot]")]
+    assert [(c["body"], c["user"]["login"]) for c in comments] == [
+        ("report for experiment", "github-actions[bot]")
+    ]
     calls = [(r.method, r.route, r.status, r.authorization) for r in api.requests]
     token = f"Bearer {api.actions_token}"
     assert calls == [("POST", "create_comment", 201, token), ("PATCH", "update_comment", 200, token)]
@@ -235,7 +243,7 @@ jobs:
 def test_create_pull_request_pushes_the_branch_and_opens_the_pull_request(
     scenario_repo: ScenarioRepo, run_act: ActRunner, token: str
 ) -> None:
-    """With a user's token the pull request is opened; with the job token GitHub's default setting refuses it."""
+    """A user's token opens the pull request; the job token is refused (GitHub's default setting)."""
     workflow = _add_workflow(scenario_repo, "harness-pull-request.yml", PULL_REQUEST_WORKFLOW)
     api = run_act.services.api
     secrets = {"PR_TOKEN": api.add_user("retrain-bot")} if token == "personal" else {}
@@ -254,7 +262,11 @@ def test_create_pull_request_pushes_the_branch_and_opens_the_pull_request(
         assert api.pulls == {}
         return
     [pull] = api.pulls.values()
-    assert (pull["head"]["ref"], pull["head"]["sha"], pull["base"]["ref"]) == ("harness/retrain", branch, "main")
+    assert (pull["head"]["ref"], pull["head"]["sha"], pull["base"]["ref"]) == (
+        "harness/retrain",
+        branch,
+        "main",
+    )
     assert (pull["title"], pull["user"]["login"], pull["labels"]) == (
         "Retrained model",
         "retrain-bot",
