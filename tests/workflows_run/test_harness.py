@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from act import STANDIN_PINS, ActRunner
@@ -93,8 +94,20 @@ jobs:
           name: missing
           path: no-such-dir/
           if-no-files-found: error
+      - id: unsupported
+        name: What the stand-in does not implement fails loudly
+        continue-on-error: true
+        uses: {UPLOAD}
+        with:
+          name: raw
+          path: extra.txt
+          archive: false
       - name: Expected failures
-        run: test "${{{{ steps.duplicate.outcome }}}}/${{{{ steps.missing.outcome }}}}" = failure/failure
+        env:
+          DUPLICATE: ${{{{ steps.duplicate.outcome }}}}
+          MISSING: ${{{{ steps.missing.outcome }}}}
+          UNSUPPORTED: ${{{{ steps.unsupported.outcome }}}}
+        run: test "$DUPLICATE/$MISSING/$UNSUPPORTED" = failure/failure/failure
       - name: Skipped step
         if: github.event_name == 'schedule'
         run: exit 1
@@ -147,11 +160,9 @@ def test_artifacts_move_between_jobs_and_setup_python_uses_the_tool_cache(
     assert result.returncode == 0
     assert result.results == {"build": "success", "check": "success", "never": "skipped"}
     build = result.job("build")
-    assert [build.step(key) for key in ("duplicate", "missing", "Skipped step")] == [
-        "failure",
-        "failure",
-        "skipped",
-    ]
+    outcomes = [build.step(key) for key in ("duplicate", "missing", "unsupported", "Skipped step")]
+    assert outcomes == ["failure", "failure", "failure", "skipped"]
+    assert "input 'archive: false' is not supported by this stand-in" in result.log
     assert f"python={run_act.services.toolcache}/Python/3.11." in build.text  # setup-python found the cache
     store = run_act.services.artifacts
     assert sorted(a.name for a in store.finalized()) == ["extra-1", "extra-2", "out"]
@@ -272,3 +283,28 @@ def test_create_pull_request_pushes_the_branch_and_opens_the_pull_request(
         "retrain-bot",
         [{"name": "retrain"}],
     )
+
+
+HANGING_WORKFLOW = """
+name: harness-hang
+on: push
+jobs:
+  hang:
+    runs-on: ubuntu-24.04
+    steps:
+      - run: echo "shell=$$"; sleep 300
+"""
+
+
+def test_a_run_past_its_time_bound_is_stopped_with_what_it_started(
+    scenario_repo: ScenarioRepo, run_act: ActRunner
+) -> None:
+    workflow = _add_workflow(scenario_repo, "harness-hang.yml", HANGING_WORKFLOW)
+
+    result = run_act(scenario_repo, "push", workflow, event_payload=scenario_repo.push_event(), timeout_s=5)
+
+    assert (result.returncode, result.results) == (None, {"hang": "failure"})  # act cancels the job on SIGINT
+    assert "this step has been cancelled" in result.log
+    shell = int(result.job("hang").text.split("shell=")[1].split()[0])
+    assert not Path(f"/proc/{shell}").exists()
+    assert result.log.endswith("killed after the 5 s time bound\n")
