@@ -177,6 +177,19 @@ def make_toolcache(directory: Path) -> Path:
 
 
 @dataclass(frozen=True)
+class ActRequest:
+    """One act run: the event, the workflow file (relative to the repository), and what it is given."""
+
+    event: str
+    workflow: str
+    job: str | None  # that job and the jobs it needs; None: all
+    event_payload: Mapping[str, Any] | None  # None: act makes one from the checkout
+    variables: Mapping[str, str]  # vars.*
+    secrets: Mapping[str, str]  # secrets.* (GITHUB_TOKEN is the API stand-in's job token)
+    env: Mapping[str, str]  # added to every job's environment
+
+
+@dataclass(frozen=True)
 class ActServices:
     """What a test's act runs share: the stand-ins (started), the CA, the stand-in actions, the tool cache."""
 
@@ -229,22 +242,17 @@ class ActRunner:
         self.services, self.directory = services, directory
         self.runs: list[ActResult] = []
 
-    def command(
-        self,
-        repo: ScenarioRepo,
-        event: str,
-        workflow: str,
-        run_directory: Path,
-        *,
-        job: str | None = None,
-        event_payload: Mapping[str, Any] | None = None,
-        variables: Mapping[str, str] | None = None,
-        secrets: Mapping[str, str] | None = None,
-        env: Mapping[str, str] | None = None,
-        run_id: int = 1,
-    ) -> list[str]:
+    def command(self, request: ActRequest, run_directory: Path, run_id: int) -> list[str]:
         services = self.services
-        command = [str(ACT), event, "-W", workflow, "--json", "--verbose", "--action-offline-mode"]
+        command = [
+            str(ACT),
+            request.event,
+            "-W",
+            request.workflow,
+            "--json",
+            "--verbose",
+            "--action-offline-mode",
+        ]
         command += ["--concurrent-jobs", "1", "--defaultbranch", "main", "--no-cache-server"]
         command += [
             "--github-instance",
@@ -264,22 +272,22 @@ class ActRunner:
                 command += ["--local-repository", f"{folder.parent.name}/{folder.name}={folder}"]
         for name, pin in STANDIN_PINS.items():
             command += ["--local-repository", f"{pin}={services.standin_actions[name]}"]
-        if job:
-            command += ["--job", job]
-        if event_payload is not None:
+        if request.job:
+            command += ["--job", request.job]
+        if request.event_payload is not None:
             payload = run_directory / "event.json"
-            payload.write_text(json.dumps(event_payload, indent=1))
+            payload.write_text(json.dumps(request.event_payload, indent=1))
             command += ["--eventpath", str(payload)]
         job_env = {
             "GITHUB_RUN_ID": str(run_id),
             "AGENT_TOOLSDIRECTORY": str(services.toolcache),
             **services.artifacts.runtime_environment(run_id),
-            **(env or {}),
+            **request.env,
         }
         for option, values in (
             ("--env", job_env),
-            ("--var", variables or {}),
-            ("--secret", {"GITHUB_TOKEN": services.api.actions_token, **(secrets or {})}),
+            ("--var", request.variables),
+            ("--secret", {"GITHUB_TOKEN": services.api.actions_token, **request.secrets}),
         ):
             for key, value in values.items():
                 command += [option, f"{key}={value}"]
@@ -312,10 +320,8 @@ class ActRunner:
         run_id = next(self._run_ids)
         run_directory = self.directory / f"run-{run_id}"
         run_directory.mkdir(parents=True)
-        command = self.command(
-            repo, event, workflow, run_directory, job=job, event_payload=event_payload,
-            variables=variables, secrets=secrets, env=env, run_id=run_id,
-        )  # fmt: skip
+        request = ActRequest(event, workflow, job, event_payload, variables or {}, secrets or {}, env or {})
+        command = self.command(request, run_directory, run_id)
         json_log = run_directory / "act.jsonl"
         started = time.monotonic()
         with json_log.open("wb") as sink:
