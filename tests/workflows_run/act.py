@@ -49,8 +49,9 @@ STANDIN_PINS = {
 }
 RUNNER_LABELS = ("ubuntu-24.04", "ubuntu-24.04-arm", "ubuntu-latest")
 STAGES = ("Pre", "Main", "Post")
-# act's info lines left out of the readable log (they stay in the JSON log): one per action use and lookup.
-QUIET_PREFIXES = ("LocalRepositoryCache ",)
+# act's lines left out of the readable log (they stay in the JSON log): one per action use and lookup, and
+# the warning that there is no Docker (host mode needs none).
+QUIET_PREFIXES = ("LocalRepositoryCache ", "Couldn't get a valid docker connection")
 STEP_MESSAGE = re.compile(  # "  ✅  Success - Main <name> [1.2s]", "Skipping step '<name>' due to '<if>'"
     r"\s*\S+\s+(?:Success|Failure) - (?:Pre|Main|Post) (.*?)(?: \[[^\]]*\])?$|Skipping step '(.*)' due to "
 )
