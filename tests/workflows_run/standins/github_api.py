@@ -36,7 +36,9 @@ DOCS_URL = "https://docs.github.com/rest"
 # to create and approve pull requests" is off (its default).
 ACTIONS_PR_FORBIDDEN = "GitHub Actions is not permitted to create or approve pull requests."
 NO_BODY = 'Invalid request.\n\n"body" wasn\'t supplied.'
-CONCLUSIONS = {"action_required", "cancelled", "failure", "neutral", "skipped", "stale", "success"}
+CONCLUSIONS = frozenset(
+    ("action_required", "cancelled", "failure", "neutral", "skipped", "stale", "success", "timed_out")
+)
 
 
 class ApiError(Exception):
@@ -120,7 +122,9 @@ class GitHubApi(LoopbackServer):
         self.tokens[token] = login
         return token
 
-    def open_pull_request(self, head: str, base: str = "main", title: str = "scenario", body: str = ""):
+    def open_pull_request(
+        self, head: str, base: str = "main", title: str = "scenario", body: str = ""
+    ) -> dict[str, Any]:
         """A pull request as if a person had opened it; its object is what a pull_request event carries."""
         with self.lock:
             return self._new_pull(
