@@ -160,6 +160,11 @@ class GitHubApi(LoopbackServer):
             self.workflow_runs.append(run)
             return run
 
+    def add_comment(self, number: int, body: str, login: str = ACTIONS_LOGIN) -> dict[str, Any]:
+        """A comment as if an earlier workflow run (the job token's bot) had posted it."""
+        with self.lock:
+            return self.create_comment(str(number), {"body": body}, login)[1]
+
     def comments_on(self, number: int) -> list[dict[str, Any]]:
         return [c for c in self.comments.values() if c["issue_number"] == number]
 
