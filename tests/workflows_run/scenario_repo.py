@@ -138,11 +138,13 @@ class ScenarioRepo:
         }
 
     def push_event(self, branch: str = "main") -> dict[str, Any]:
-        """A push of the last commit of ``branch`` (before = its parent)."""
+        """A push of the last commit of ``branch`` (before = its parent; zeros, as GitHub sends for a new
+        branch, when it has none)."""
         after = self.head(f"refs/heads/{branch}")
+        parents = self.git("rev-list", "--parents", "-n", "1", after).split()[1:]
         return {
             "ref": f"refs/heads/{branch}",
-            "before": self.head(f"{after}^"),
+            "before": parents[0] if parents else "0" * 40,
             "after": after,
             "deleted": False,
             "forced": False,
