@@ -18,6 +18,8 @@ RULES = PARAMS.validate_  # the repository's own rules
 def split(data: DataParams, split_params: SplitParams, rules=RULES):
     """The split stage on these sections of the repository's params."""
     return run(PARAMS.model_copy(update={"data": data, "split": split_params, "validate_": rules}))
+
+
 RAW_SHA256 = "94ef369b909f5c725340b512b7c9a05c1550a554b6592d29303990e3ba521a1f"
 
 
