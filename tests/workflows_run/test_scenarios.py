@@ -216,7 +216,7 @@ def test_a_change_that_misses_a_gate_is_red_and_its_comment_says_why(team, scena
     assert "## ❌ The pipeline failed at `evaluate`" in body
     assert "quality gate(s) missed" in body
     assert _table_row(body, "`evaluate.gates.r2_min`")[3] == "❌ fail"
-    assert _table_row(body, "`train.hgb.max_iter`")[1:] == ["1000", "3"]
+    assert _table_row(body, "`train.hgb.max_iter`")[1:] == ["1,000", "3"]
     assert api.unexpected == []
 
 
