@@ -119,13 +119,6 @@ class Team:
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory) -> Team:
-    if (
-        not (ROOT / "data" / "raw" / "california_housing.csv").exists()
-        and "SCIKIT_LEARN_DATA" not in os.environ
-    ):
-        pytest.fail(
-            "no data set: set SCIKIT_LEARN_DATA (tests/conftest.py does when ../shared has the cache)"
-        )
     return Team(tmp_path_factory.mktemp("team"))
 
 
@@ -273,8 +266,8 @@ def test_a_manual_deploy_of_a_commit_whose_ci_failed_is_refused(scenario_repo, r
 # --- schedule = retraining ----------------------------------------------------------------------------------
 
 
-def _drifted_inference_log(directory: Path, rows: int = 2000) -> Path:
-    """What serving pods ship: the champion's predictions on coastal_boom traffic, with ground truth."""
+def _drifted_inference_log(directory: Path, team: Team, rows: int = 2000) -> Path:
+    """What serving pods ship: main's model's predictions on coastal_boom traffic, with ground truth."""
     from housing.artifact import load_verified, onnx_session
     from housing.config import load_params
     from housing.frames import read_csv
@@ -283,9 +276,9 @@ def _drifted_inference_log(directory: Path, rows: int = 2000) -> Path:
 
     params = load_params(ROOT / "params.yaml")
     features = list(params.data.features)
-    raw = read_csv(ROOT / params.data.raw_path)
+    raw = read_csv(team.raw_data)
     window = scenario_window(raw, "coastal_boom", rows, seed=11, target=params.data.target)
-    metadata, payload = load_verified(ROOT / "models")
+    metadata, payload = load_verified(team.main_model_dir)
     session = onnx_session(payload)
     X = window[features].to_numpy(np.float32)
     predictions = session.run(None, {metadata.input_name: X})[0].ravel()
@@ -316,7 +309,7 @@ def _drifted_inference_log(directory: Path, rows: int = 2000) -> Path:
 def test_a_scheduled_retrain_on_drifted_traffic_opens_a_pull_request(team, scenario_repo, run_act, tmp_path):
     api = run_act.services.api
     remote = team.remote(tmp_path)
-    logs = _drifted_inference_log(tmp_path / "inference-log")
+    logs = _drifted_inference_log(tmp_path / "inference-log", team)
     token = api.add_user("retrain-bot")
     before = {p.relative_to(remote).as_posix() for p in remote.rglob("*") if p.is_file()}
 
