@@ -296,11 +296,12 @@ class ActRunner:
 
     def environment(self, repo: ScenarioRepo) -> dict[str, str]:
         """act's own environment, which every job process inherits: this one without what a real runner sets
-        (when these tests run inside GitHub Actions), plus the scenario's git config and the CA bundle."""
+        (when these tests run inside GitHub Actions) and the pytest options of this session (a job runs its own
+        pytest), plus the scenario's git config and the CA bundle."""
         inherited = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith(("GITHUB_", "ACTIONS_", "RUNNER_", "INPUT_", "STATE_"))
+            if not key.startswith(("GITHUB_", "ACTIONS_", "RUNNER_", "INPUT_", "STATE_", "PYTEST_"))
         }
         return {**inherited, **repo.env, **self.services.tls.environment()}
 
