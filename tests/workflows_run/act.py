@@ -296,8 +296,8 @@ class ActRunner:
 
     def environment(self, repo: ScenarioRepo) -> dict[str, str]:
         """act's own environment, which every job process inherits: this one without what a real runner sets
-        (when these tests run inside GitHub Actions) and the pytest options of this session (a job runs its own
-        pytest), plus the scenario's git config and the CA bundle."""
+        (when these tests run inside GitHub Actions) and the pytest options of this session (a job runs its
+        own pytest), plus the scenario's git config and the CA bundle."""
         inherited = {
             key: value
             for key, value in os.environ.items()
