@@ -102,6 +102,10 @@ class Team:
         self.main_model = {
             name: (dev / "models" / name).read_bytes() for name in ("model.onnx", "metadata.json")
         }
+        self.main_model_dir = directory / "main-model"
+        shutil.copytree(dev / "models", self.main_model_dir)
+        self.raw_data = directory / "raw.csv"
+        shutil.copyfile(dev / "data" / "raw" / "california_housing.csv", self.raw_data)
         shutil.copytree(self.remote_main, self.remote_experiment)
         params = dev / "params.yaml"
         params.write_text(_with_param(params.read_text(), "train.hgb.learning_rate", 0.1))
