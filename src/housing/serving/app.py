@@ -15,7 +15,6 @@ import logging
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from housing.inference_log import InferenceLogWriter
 from housing.serving.core import ServingCore
 from housing.serving.feedback import FeedbackRoute, FeedbackStore
 from housing.serving.http import (
@@ -27,11 +26,8 @@ from housing.serving.http import (
     send_bytes,
     send_json,
 )
-from housing.serving.metrics import ServingMetrics
 from housing.serving.openapi import build_openapi
-from housing.serving.router import Router
 from housing.serving.routes import OPENAPI_PATH, ROUTES, RouteTable
-from housing.serving.settings import ServeSettings
 from housing.serving.v1 import V1
 from housing.serving.v2 import V2
 
@@ -50,20 +46,12 @@ def _server_version() -> str:
 class ServingApp:
     """ASGI callable. Build it with :func:`housing.serving.server.build_app`."""
 
-    def __init__(
-        self,
-        router: Router,
-        settings: ServeSettings,
-        metrics: ServingMetrics,
-        inference_log: InferenceLogWriter | None = None,
-    ) -> None:
-        self.core = ServingCore(router, settings, metrics, inference_log)
-        self.router, self.settings, self.metrics, self.inference_log = (
-            router,
-            settings,
-            metrics,
-            inference_log,
-        )
+    def __init__(self, core: ServingCore) -> None:
+        self.core = core
+        # What tests and introspection reach for: the core's parts.
+        self.router, self.settings, self.metrics = core.router, core.settings, core.metrics
+        self.inference_log = core.inference_log
+        router = core.router
         self.version = _server_version()
         request_ids = RequestIds()
         v1, v2 = V1(self.core, request_ids), V2(self.core, request_ids, self.version)
@@ -81,18 +69,15 @@ class ServingApp:
         self.handlers = {
             "v1_predict": v1.predict,
             "v2_infer": v2.infer,
-            "v2_infer_version": v2.infer,
             "feedback": FeedbackRoute(self.core),
             "v1_live": v1.live,
             "v1_models": v1.models,
-            "v1_model_ready": v1.model_ready,
+            "v1_model_ready": self.core.model_ready,
             "v2_live": v2.live,
             "v2_ready": v2.ready,
             "v2_server_metadata": v2.server_metadata,
             "v2_model_metadata": v2.model_metadata,
-            "v2_model_ready": v2.model_ready,
-            "v2_model_metadata_version": v2.model_metadata,
-            "v2_model_ready_version": v2.model_ready,
+            "v2_model_ready": self.core.model_ready,
             "metrics": self._metrics,
             "openapi": self._openapi_document,
         }

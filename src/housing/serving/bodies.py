@@ -29,7 +29,8 @@ from housing.serving.schema import MAX_REQUEST_ID_CHARS, V2_DATATYPES, FeatureSc
 # A number as the server takes one: int or float, never a bool or a numeric string, finite.
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 TensorData = TypeAliasType("TensorData", list[Union[Number, "TensorData"]])
-RequestId = Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_ID_CHARS)]
+# Printable ASCII (housing.serving.schema.valid_request_id): safe to echo in a header and to log.
+RequestId = Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_ID_CHARS, pattern=r"^[ -~]+$")]
 V2Datatype = Literal[V2_DATATYPES]  # type: ignore[valid-type]
 
 

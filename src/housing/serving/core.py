@@ -18,7 +18,7 @@ import numpy as np
 
 from housing.inference_log import InferenceLogWriter
 from housing.serving.feedback import FeedbackStore
-from housing.serving.http import ResponseHeaders, Send, send_json
+from housing.serving.http import Receive, ResponseHeaders, Scope, Send, send_json
 from housing.serving.metrics import ServingMetrics
 from housing.serving.model import ModelHandle
 from housing.serving.router import Router
@@ -26,7 +26,7 @@ from housing.serving.schema import RequestError
 from housing.serving.settings import ServeSettings
 from housing.variants import Variant
 
-log = logging.getLogger("housing.serving.app")
+log = logging.getLogger(__name__)
 
 
 class ServingCore:
@@ -54,6 +54,17 @@ class ServingCore:
 
     def ready(self, handle: ModelHandle | None = None) -> bool:
         return self.accepting and (self.router.ready() if handle is None else handle.ready)
+
+    async def model_ready(self, scope: Scope, receive: Receive, send: Send, params: dict) -> None:  # noqa: ARG002
+        """V1 ``GET /v1/models/<name>`` and V2 ``GET /v2/models/<name>[/versions/<v>]/ready``: one answer."""
+        name = params["model_name"]
+        try:
+            handle = self.known(name, params.get("model_version"))
+        except RequestError as exc:
+            await send_json(send, exc.status, {"error": str(exc)})
+            return
+        ready = self.ready(handle)
+        await send_json(send, 200 if ready else 503, {"name": name, "ready": ready})
 
     def known(self, name: str, version: str | None = None) -> ModelHandle:
         """The handle a URL names (the champion when no version is given); 404 otherwise."""

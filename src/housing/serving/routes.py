@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -29,7 +29,7 @@ class Protocol(StrEnum):
 class Route:
     method: str
     path: str  # OpenAPI path template; {model_name} and {model_version} are one path segment each
-    operation: str  # operationId, and the name the app binds a handler to
+    operation: str  # operationId, and the name of the handler the app binds to it (unless ``handler``)
     protocol: Protocol
     summary: str
     request: str | None = None  # request body model (housing.serving.bodies), None: no body
@@ -39,10 +39,55 @@ class Route:
     predicts: bool = False  # a predict/infer route: request id, routing and model-version headers
     binary_tensors: bool = False  # bodies may use the Open Inference Protocol's binary tensor extension
 
+    handler: str = ""  # the handler's name when it is not the operation id (one model version's routes)
+
+    @property
+    def handler_name(self) -> str:
+        return self.handler or self.operation
+
+
+def _one_version(route: Route) -> Route:
+    """The same V2 route for one model version: ``/v2/models/{model_name}/versions/{model_version}...``."""
+    return replace(
+        route,
+        path=route.path.replace("{model_name}", "{model_name}/versions/{model_version}", 1),
+        operation=f"{route.operation}_version",
+        summary=f"{route.summary}, one model version",
+        handler=route.handler_name,
+    )
+
 
 _PREDICT_ERRORS = (400, 404, 413, 500)
-_V2_MODEL = "/v2/models/{model_name}"
-_V2_VERSION = "/v2/models/{model_name}/versions/{model_version}"
+_V2_INFER = Route(
+    "POST",
+    "/v2/models/{model_name}/infer",
+    "v2_infer",
+    Protocol.V2,
+    "Open Inference Protocol inference",
+    request="InferenceRequest",
+    response="InferenceResponse",
+    errors=_PREDICT_ERRORS,
+    predicts=True,
+    binary_tensors=True,
+)
+_V2_MODEL = Route(
+    "GET",
+    "/v2/models/{model_name}",
+    "v2_model_metadata",
+    Protocol.V2,
+    "Model metadata",
+    response="ModelMetadata",
+    errors=(404,),
+)
+_V2_MODEL_READY = Route(
+    "GET",
+    "/v2/models/{model_name}/ready",
+    "v2_model_ready",
+    Protocol.V2,
+    "Model ready",
+    response="ModelReady",
+    errors=(404, 503),
+)
 
 # Predict/infer first: the table is matched in order, and these carry the traffic.
 ROUTES: tuple[Route, ...] = (
@@ -57,30 +102,8 @@ ROUTES: tuple[Route, ...] = (
         errors=_PREDICT_ERRORS,
         predicts=True,
     ),
-    Route(
-        "POST",
-        f"{_V2_MODEL}/infer",
-        "v2_infer",
-        Protocol.V2,
-        "Open Inference Protocol inference",
-        request="InferenceRequest",
-        response="InferenceResponse",
-        errors=_PREDICT_ERRORS,
-        predicts=True,
-        binary_tensors=True,
-    ),
-    Route(
-        "POST",
-        f"{_V2_VERSION}/infer",
-        "v2_infer_version",
-        Protocol.V2,
-        "Open Inference Protocol inference by one model version",
-        request="InferenceRequest",
-        response="InferenceResponse",
-        errors=_PREDICT_ERRORS,
-        predicts=True,
-        binary_tensors=True,
-    ),
+    _V2_INFER,
+    _one_version(_V2_INFER),
     Route(
         "POST",
         "/v1/feedback",
@@ -108,42 +131,10 @@ ROUTES: tuple[Route, ...] = (
         "GET", "/v2/health/ready", "v2_ready", Protocol.V2, "Server ready", response="Ready", errors=(503,)
     ),
     Route("GET", "/v2", "v2_server_metadata", Protocol.V2, "Server metadata", response="ServerMetadata"),
-    Route(
-        "GET",
-        _V2_MODEL,
-        "v2_model_metadata",
-        Protocol.V2,
-        "Model metadata",
-        response="ModelMetadata",
-        errors=(404,),
-    ),
-    Route(
-        "GET",
-        f"{_V2_MODEL}/ready",
-        "v2_model_ready",
-        Protocol.V2,
-        "Model ready",
-        response="ModelReady",
-        errors=(404, 503),
-    ),
-    Route(
-        "GET",
-        _V2_VERSION,
-        "v2_model_metadata_version",
-        Protocol.V2,
-        "Metadata of one model version",
-        response="ModelMetadata",
-        errors=(404,),
-    ),
-    Route(
-        "GET",
-        f"{_V2_VERSION}/ready",
-        "v2_model_ready_version",
-        Protocol.V2,
-        "One model version ready",
-        response="ModelReady",
-        errors=(404, 503),
-    ),
+    _V2_MODEL,
+    _V2_MODEL_READY,
+    _one_version(_V2_MODEL),
+    _one_version(_V2_MODEL_READY),
     Route("GET", "/metrics", "metrics", Protocol.OPS, "Prometheus metrics"),
     Route("GET", OPENAPI_PATH, "openapi", Protocol.OPS, "This document"),
 )
@@ -172,14 +163,14 @@ class RouteTable:
 
     def __init__(self, routes: Iterable[Route], handlers: dict[str, Handler]) -> None:
         self.routes = tuple(routes)
-        missing = {route.operation for route in self.routes} - set(handlers)
+        missing = {route.handler_name for route in self.routes} - set(handlers)
         if missing:
             raise ValueError(f"routes without a handler: {sorted(missing)}")
         self._exact: dict[str, Methods] = {}
         templated: dict[str, Methods] = {}
         for route in self.routes:
             table = templated if "{" in route.path else self._exact
-            table.setdefault(route.path, {})[route.method] = handlers[route.operation]
+            table.setdefault(route.path, {})[route.method] = handlers[route.handler_name]
         self._templated = [(_regex(path).match, methods) for path, methods in templated.items()]
 
     def resolve(self, path: str) -> tuple[Methods, dict[str, str]] | None:

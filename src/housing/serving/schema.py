@@ -1,8 +1,10 @@
 """Request parsing and validation from the model's metadata schema (feature names and valid ranges).
 
 Hand-written with numpy for speed: type checks run as C-level set/map passes over the decoded JSON, and the
-slow per-element walk only runs to name the offending field once a check has failed. Every rejection is a
-:class:`RequestError` whose message names the instance/field and the rule it broke.
+slow per-element walk only runs to name the offending field once a check has failed. V2 tensors may also come
+as binary data after the JSON (:class:`BinaryTensors`, the binary tensor extension). Every rejection is a
+:class:`RequestError` whose message names the instance/field and the rule it broke. The same rules, as
+pydantic models for the OpenAPI document, are in :mod:`housing.serving.bodies` (a test keeps them in step).
 """
 
 from __future__ import annotations

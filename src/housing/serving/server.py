@@ -7,6 +7,7 @@ import contextlib
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ import orjson
 from housing.errors import DataError, HousingError
 from housing.inference_log import InferenceLogWriter
 from housing.serving.app import ServingApp
+from housing.serving.core import ServingCore
 from housing.serving.metrics import ServingMetrics
 from housing.serving.model import ModelHandle, load_handle
 from housing.serving.router import Router
@@ -67,29 +69,25 @@ def configure_logging(fmt: str = LogFormat.JSON, level: str = "INFO") -> None:
 def build_app(settings: ServeSettings, *, metrics: ServingMetrics | None = None) -> ServingApp:
     """Load and verify the model, wire metrics and the inference log. Raises on a bad/tampered model."""
     metrics = metrics or ServingMetrics()
-    champion = load_handle(
-        resolve_model_dir(settings.model_dir),
-        metrics=metrics,
-        variant=Variant.CHAMPION,
-        name=settings.model_name,
-        tolerance=settings.range_tolerance,
-        max_batch=settings.max_batch,
-        feedback_window=settings.feedback_window,
-        ppe_tolerance=settings.ppe_tolerance,
-    )
-    challenger = None
-    if settings.ab_mode is not AbMode.OFF:  # off: a configured challenger directory is not even loaded
-        assert settings.challenger_model_dir is not None  # ServeSettings checks it
-        challenger = load_handle(
-            settings.challenger_model_dir,
+
+    def load(model_dir: Path, variant: Variant, name: str | None) -> ModelHandle:
+        return load_handle(
+            model_dir,
             metrics=metrics,
-            variant=Variant.CHALLENGER,
-            name=champion.name,  # one served name: the variant is a routing decision, not another model
+            variant=variant,
+            name=name,
             tolerance=settings.range_tolerance,
             max_batch=settings.max_batch,
             feedback_window=settings.feedback_window,
             ppe_tolerance=settings.ppe_tolerance,
         )
+
+    champion = load(resolve_model_dir(settings.model_dir), Variant.CHAMPION, settings.model_name)
+    challenger = None
+    if settings.ab_mode is not AbMode.OFF:  # off: a configured challenger directory is not even loaded
+        assert settings.challenger_model_dir is not None  # ServeSettings checks it
+        # One served name: the variant is a routing decision, not another model.
+        challenger = load(settings.challenger_model_dir, Variant.CHALLENGER, champion.name)
         check_compatible(champion, challenger)
     router = Router(
         champion,
@@ -110,7 +108,7 @@ def build_app(settings: ServeSettings, *, metrics: ServingMetrics | None = None)
             on_drop=metrics.log_dropped.inc,
         )
         metrics.log_pending.set_function(lambda: writer.pending_rows)
-    return ServingApp(router, settings, metrics, writer)
+    return ServingApp(ServingCore(router, settings, metrics, writer))
 
 
 def check_compatible(champion: ModelHandle, challenger: ModelHandle) -> None:

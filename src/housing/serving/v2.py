@@ -7,23 +7,9 @@ import time
 
 import orjson
 
-from housing.serving import binary
+from housing.serving import binary, http
 from housing.serving.core import ServingCore
-from housing.serving.http import (
-    JSON,
-    NUMPY,
-    Receive,
-    RequestIds,
-    Scope,
-    Send,
-    header_request_id,
-    loads,
-    read_body,
-    request_headers,
-    routing_key,
-    send_bytes,
-    send_json,
-)
+from housing.serving.http import Receive, Scope, Send
 from housing.serving.schema import RequestError, valid_request_id
 
 SERVER_NAME = "housing-model-server"
@@ -31,7 +17,7 @@ _LIVE = b'{"live":true}'
 
 
 class V2:
-    def __init__(self, core: ServingCore, request_ids: RequestIds, server_version: str) -> None:
+    def __init__(self, core: ServingCore, request_ids: http.RequestIds, server_version: str) -> None:
         self.core = core
         self._request_ids = request_ids
         self._server_metadata = orjson.dumps(
@@ -39,32 +25,22 @@ class V2:
         )
 
     async def live(self, scope: Scope, receive: Receive, send: Send, params: dict) -> None:  # noqa: ARG002
-        await send_bytes(send, 200, _LIVE)
+        await http.send_bytes(send, 200, _LIVE)
 
     async def ready(self, scope: Scope, receive: Receive, send: Send, params: dict) -> None:  # noqa: ARG002
         ready = self.core.ready()
-        await send_json(send, 200 if ready else 503, {"ready": ready})
+        await http.send_json(send, 200 if ready else 503, {"ready": ready})
 
     async def server_metadata(self, scope: Scope, receive: Receive, send: Send, params: dict) -> None:  # noqa: ARG002
-        await send_bytes(send, 200, self._server_metadata)
+        await http.send_bytes(send, 200, self._server_metadata)
 
     async def model_metadata(self, scope: Scope, receive: Receive, send: Send, params: dict) -> None:  # noqa: ARG002
         try:
             handle = self.core.known(params["model_name"], params.get("model_version"))
         except RequestError as exc:
-            await send_json(send, exc.status, {"error": str(exc)})
+            await http.send_json(send, exc.status, {"error": str(exc)})
             return
-        await send_json(send, 200, handle.v2_metadata())
-
-    async def model_ready(self, scope: Scope, receive: Receive, send: Send, params: dict) -> None:  # noqa: ARG002
-        name = params["model_name"]
-        try:
-            handle = self.core.known(name, params.get("model_version"))
-        except RequestError as exc:
-            await send_json(send, exc.status, {"error": str(exc)})
-            return
-        ready = self.core.ready(handle)
-        await send_json(send, 200 if ready else 503, {"name": name, "ready": ready})
+        await http.send_json(send, 200, handle.v2_metadata())
 
     async def infer(self, scope: Scope, receive: Receive, send: Send, params: dict) -> None:
         metrics = self.core.metrics
@@ -79,18 +55,18 @@ class V2:
     ) -> None:
         started = time.perf_counter()
         core = self.core
-        headers = request_headers(scope)
-        header_id = header_request_id(headers)
+        headers = http.request_headers(scope)
+        header_id = http.header_request_id(headers)
         request_id = header_id or ""
         handle = None
         try:
             core.known(name, version)
-            body = await read_body(headers, receive, core.settings.max_body_bytes)
+            body = await http.read_body(headers, receive, core.settings.max_body_bytes)
             json_length = headers.get(binary.HEADER)
             tensors = None
             if json_length is not None:
                 body, tensors = binary.split_request(body, json_length)
-            payload = loads(body)
+            payload = http.loads(body)
             if header_id is None:  # without an X-Request-Id header the V2 "id" names the request
                 body_id = payload.get("id") if type(payload) is dict else None
                 request_id = body_id if valid_request_id(body_id) else self._request_ids.new()
@@ -98,7 +74,7 @@ class V2:
             if version is not None:  # an explicit version: that one answers, no routing, no shadow
                 handle = core.known(name, version)
             else:
-                handle = router.pick(routing_key(headers)) if router.split else router.champion
+                handle = router.pick(http.routing_key(headers)) if router.split else router.champion
             metadata = handle.metadata
             request = handle.schema.parse_v2(payload, metadata.input_name, metadata.output_name, tensors)
             shadow = router.shadow if version is None else None
@@ -128,9 +104,9 @@ class V2:
             content_type = binary.CONTENT_TYPE
             extra.extend(binary_headers)
         else:
-            content, content_type = orjson.dumps(response, option=NUMPY), JSON
+            content, content_type = orjson.dumps(response, option=http.NUMPY), http.JSON
         latency = time.perf_counter() - started
-        await send_bytes(send, 200, content, content_type=content_type, extra=extra)
+        await http.send_bytes(send, 200, content, content_type=content_type, extra=extra)
         core.record(handle, request_id, request.features, predictions, latency)
         if shadow is not None:
             core.shadow_score(shadow, request_id, request.features, latency - model_seconds)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import uuid
 
-import httpx
 import numpy as np
 import orjson
 import pytest
+from asgi_client import call
 from prometheus_client.parser import text_string_to_metric_families
 
 from housing.artifact import load_verified, onnx_session
@@ -33,15 +32,6 @@ def make_app(model_dir, tmp_path):
 @pytest.fixture
 def app(make_app):
     return make_app()
-
-
-def call(app, method: str, path: str, **kwargs) -> httpx.Response:
-    async def go():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.request(method, path, **kwargs)
-
-    return asyncio.run(go())
 
 
 def expected(model_dir, rows) -> np.ndarray:

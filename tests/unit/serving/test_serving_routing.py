@@ -3,7 +3,6 @@ feedback and inference-log records (the ASGI app in-process, two real exported m
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import shutil
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 import pytest
+from asgi_client import call
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
@@ -47,15 +47,6 @@ def make_app(model_dir, challenger_dir, tmp_path):
         return build_app(ServeSettings(model_dir=model_dir, **options))
 
     return make
-
-
-def call(app, method: str, path: str, **kwargs) -> httpx.Response:
-    async def go():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.request(method, path, **kwargs)
-
-    return asyncio.run(go())
 
 
 def predict(app, row, key=None, request_id=None) -> httpx.Response:
