@@ -115,8 +115,11 @@ class ServeSettings(StrictSettings):
 
     @field_validator("log_level", mode="before")
     @classmethod
-    def _upper_level(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
+    def _level_name(cls, value: Any) -> Any:
+        """Any case, and logging's aliases WARN and FATAL, as logging itself accepts them."""
+        if not isinstance(value, str):
+            return value
+        return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(value.upper(), value.upper())
 
     @field_validator("ab_salt")
     @classmethod

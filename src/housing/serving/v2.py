@@ -60,7 +60,7 @@ class V2:
         request_id = header_id or ""
         handle = None
         try:
-            core.known(name, version)
+            named = core.known(name, version)  # 404 before the body is read
             body = await http.read_body(headers, receive, core.settings.max_body_bytes)
             json_length = headers.get(binary.HEADER)
             tensors = None
@@ -72,7 +72,7 @@ class V2:
                 request_id = body_id if valid_request_id(body_id) else self._request_ids.new()
             router = core.router
             if version is not None:  # an explicit version: that one answers, no routing, no shadow
-                handle = core.known(name, version)
+                handle = named
             else:
                 handle = router.pick(http.routing_key(headers)) if router.split else router.champion
             metadata = handle.metadata

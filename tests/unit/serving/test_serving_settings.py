@@ -123,6 +123,7 @@ def test_a_flag_beats_its_env_var_and_env_vars_fill_the_rest(monkeypatch, tmp_pa
 def test_choices_come_from_the_enums_and_cross_field_rules_hold(monkeypatch):
     assert ServeSettings(ab_mode="shadow", challenger_model_dir="x").ab_mode is AbMode.SHADOW
     assert ServeSettings(log_level="debug").log_level == "DEBUG"
+    assert ServeSettings(log_level="warn").log_level == "WARNING"  # logging's own alias
     with pytest.raises(ConfigError, match="log_level='LOUD': must be one of DEBUG, INFO, WARNING"):
         ServeSettings(log_level="loud")
     with pytest.raises(ConfigError, match=r"ab_mode='split' needs a challenger model directory \(--"):
