@@ -16,7 +16,8 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from housing.serving.core import ServingCore
-from housing.serving.feedback import FeedbackRoute, FeedbackStore
+from housing.serving.feedback import FeedbackStore
+from housing.serving.feedback_route import FeedbackRoute
 from housing.serving.http import (
     ClientDisconnectedError,
     Receive,
