@@ -1,13 +1,36 @@
-"""CLI commands of this subpackage; ``housing.cli`` calls :func:`register`. Keep imports lazy."""
+"""``housing serve``: a thin typer wrapper over :class:`~housing.serving.settings.ServeSettings`.
+
+Options default to None and carry no limits: the command passes what was given to the settings model, which
+adds ``HOUSING_*`` env vars and defaults and checks every bound (a flag wins over its env var). Help texts
+show each field's default and bounds from the model, so nothing is written twice. ``housing.cli`` calls
+:func:`register`; the server itself is imported only when the command runs.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from housing.paths import INFERENCE_LOG_DIR
+from housing.serving.settings import AbMode, LogFormat, LogLevel, ServeSettings, flag_and_env
+from housing.strict import field_help
+
+
+def _help(field: str, text: str) -> str:
+    """The text, the model's default and bounds, and the env var (escaped: typer renders rich markup)."""
+    return escape(
+        f"{field_help(ServeSettings, field, text)} [env var: {flag_and_env(field).split(' / ')[1]}]"
+    )
+
+
+def _choices(kind: type) -> str:
+    return " | ".join(member.value for member in kind)
+
+
+def _option(field: str, text: str, *flags: str) -> Any:
+    return typer.Option(*flags, help=_help(field, text), show_default=False)
 
 
 def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
@@ -17,149 +40,99 @@ def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
     def serve(
         model_dir: Annotated[
             Path | None,
-            typer.Option(
-                envvar="HOUSING_MODEL_DIR",
-                help="Model directory (model.onnx + metadata.json). Default: /mnt/models when KServe mounted "
-                "one, else $HOUSING_BAKED_MODEL_DIR, else ./models.",
+            _option(
+                "model_dir",
+                "Model directory (model.onnx + metadata.json). Unset: /mnt/models when KServe mounted one, "
+                "else $HOUSING_BAKED_MODEL_DIR, else ./models.",
             ),
         ] = None,
-        host: Annotated[str, typer.Option(envvar="HOUSING_HOST", help="Bind address.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(envvar="HOUSING_PORT", min=0, max=65535)] = 8080,
+        host: Annotated[str | None, _option("host", "Bind address.")] = None,
+        port: Annotated[int | None, _option("port", "Port.")] = None,
         model_name: Annotated[
-            str | None,
-            typer.Option(
-                envvar="HOUSING_MODEL_NAME", help="Name in URLs; default the metadata's model_name."
-            ),
+            str | None, _option("model_name", "Name in URLs; unset: the metadata's model_name.")
         ] = None,
         inference_log_dir: Annotated[
-            Path, typer.Option(envvar="HOUSING_INFERENCE_LOG_DIR", help="Where rotated JSONL logs go.")
-        ] = INFERENCE_LOG_DIR,
+            Path | None, _option("inference_log_dir", "Where rotated JSONL inference logs go.")
+        ] = None,
         no_inference_log: Annotated[
-            bool, typer.Option("--no-inference-log", envvar="HOUSING_NO_INFERENCE_LOG", help="Log nothing.")
-        ] = False,
-        log_max_bytes: Annotated[int, typer.Option(envvar="HOUSING_LOG_MAX_BYTES", min=1024)] = 64
-        * 1024
-        * 1024,
+            bool | None, _option("no_inference_log", "Log nothing.", "--no-inference-log")
+        ] = None,
+        log_max_bytes: Annotated[
+            int | None, _option("log_max_bytes", "Rotate a log file past this size.")
+        ] = None,
         log_rotate_seconds: Annotated[
-            float, typer.Option(envvar="HOUSING_LOG_ROTATE_SECONDS", min=1)
-        ] = 3600.0,
+            float | None, _option("log_rotate_seconds", "Rotate a log file past this age.")
+        ] = None,
         log_max_files: Annotated[
-            int,
-            typer.Option(
-                envvar="HOUSING_LOG_MAX_FILES", min=0, help="Oldest files deleted beyond this; 0 keeps all."
-            ),
-        ] = 100,
+            int | None, _option("log_max_files", "Oldest files deleted beyond this; 0 keeps all.")
+        ] = None,
         log_queue_rows: Annotated[
-            int, typer.Option(envvar="HOUSING_LOG_QUEUE_ROWS", min=1, help="Rows queued before dropping.")
-        ] = 100_000,
-        max_batch: Annotated[int, typer.Option(envvar="HOUSING_MAX_BATCH", min=1)] = 1000,
-        max_body_bytes: Annotated[int, typer.Option(envvar="HOUSING_MAX_BODY_BYTES", min=64)] = 1024 * 1024,
+            int | None, _option("log_queue_rows", "Rows queued for the writer before new ones are dropped.")
+        ] = None,
+        log_flush_interval: Annotated[
+            float | None, _option("log_flush_interval", "Seconds between the log writer's flushes.")
+        ] = None,
+        max_batch: Annotated[int | None, _option("max_batch", "Instances per request (more: 413).")] = None,
+        max_body_bytes: Annotated[
+            int | None, _option("max_body_bytes", "Request body size (more: 413).")
+        ] = None,
         range_tolerance: Annotated[
-            float,
-            typer.Option(
-                envvar="HOUSING_RANGE_TOLERANCE",
-                min=0.0,
-                help="Accept values this share of a feature's valid range width beyond its bounds.",
-            ),
-        ] = 0.0,
-        feedback_window: Annotated[int, typer.Option(envvar="HOUSING_FEEDBACK_WINDOW", min=2)] = 1000,
+            float | None,
+            _option("range_tolerance", "Accept values this share of a feature's range width past its bounds"),
+        ] = None,
+        feedback_window: Annotated[
+            int | None, _option("feedback_window", "Fed-back predictions in the rolling MAE/R²/PPE window.")
+        ] = None,
         ppe_tolerance: Annotated[
-            float,
-            typer.Option(
-                envvar="HOUSING_PPE_TOLERANCE",
-                min=0.0,
-                max=1.0,
-                help="model_ppe_score: share of fed-back predictions within this relative error.",
-            ),
-        ] = 0.25,
+            float | None,
+            _option("ppe_tolerance", "model_ppe_score: share of fed-back predictions within this error."),
+        ] = None,
+        feedback_capacity_rows: Annotated[
+            int | None, _option("feedback_capacity_rows", "Predicted rows remembered for feedback.")
+        ] = None,
         feedback_ttl_seconds: Annotated[
-            float, typer.Option(envvar="HOUSING_FEEDBACK_TTL_SECONDS", min=1)
-        ] = 3600.0,
+            float | None, _option("feedback_ttl_seconds", "How long a prediction can receive feedback.")
+        ] = None,
         fault_error_rate: Annotated[
-            float,
-            typer.Option(
-                envvar="HOUSING_FAULT_ERROR_RATE",
-                min=0.0,
-                max=1.0,
-                help="[chaos/testing] Share of predict requests answered 500 (reason 'injected').",
-            ),
-        ] = 0.0,
-        fault_latency_ms: Annotated[
-            float,
-            typer.Option(
-                envvar="HOUSING_FAULT_LATENCY_MS", min=0.0, help="[chaos/testing] Extra predict latency."
-            ),
-        ] = 0.0,
-        graceful_timeout: Annotated[
-            float, typer.Option(envvar="HOUSING_GRACEFUL_TIMEOUT", min=0, help="Seconds to drain on SIGTERM.")
-        ] = 20.0,
-        access_log: Annotated[
-            bool, typer.Option(envvar="HOUSING_ACCESS_LOG", help="Log every request.")
-        ] = False,
-        log_format: Annotated[str, typer.Option(envvar="HOUSING_LOG_FORMAT", help="json | text")] = "json",
-        log_level: Annotated[str, typer.Option(envvar="HOUSING_LOG_LEVEL")] = "INFO",
-        challenger_model_dir: Annotated[
-            Path | None,
-            typer.Option(
-                envvar="HOUSING_CHALLENGER_MODEL_DIR",
-                help="A/B: the challenger's model directory (used when --ab-mode is split or shadow).",
+            float | None,
+            _option(
+                "fault_error_rate", "Chaos/testing only: share of predict requests answered 500 (injected)."
             ),
         ] = None,
+        fault_latency_ms: Annotated[
+            float | None, _option("fault_latency_ms", "Chaos/testing only: extra predict latency.")
+        ] = None,
+        graceful_timeout: Annotated[
+            float | None, _option("graceful_timeout", "Seconds to finish in-flight requests on SIGTERM.")
+        ] = None,
+        access_log: Annotated[
+            bool | None, _option("access_log", "Log every request.", "--access-log/--no-access-log")
+        ] = None,
+        log_format: Annotated[str | None, _option("log_format", _choices(LogFormat))] = None,
+        log_level: Annotated[str | None, _option("log_level", _choices(LogLevel))] = None,
+        challenger_model_dir: Annotated[
+            Path | None,
+            _option("challenger_model_dir", "A/B: the challenger's model directory (split or shadow mode)."),
+        ] = None,
         ab_mode: Annotated[
-            str,
-            typer.Option(
-                envvar="HOUSING_AB_MODE",
-                help="off: champion only | split: route a share of X-Routing-Key values to the challenger | "
-                "shadow: the champion answers, the challenger scores the same rows (logged shadow: true).",
+            str | None,
+            _option(
+                "ab_mode",
+                f"{_choices(AbMode)}. off: champion only; split: route a share of X-Routing-Key values to "
+                "the challenger; shadow: the champion answers, the challenger scores the same rows.",
             ),
-        ] = "off",
+        ] = None,
         challenger_share: Annotated[
-            float,
-            typer.Option(
-                envvar="HOUSING_CHALLENGER_SHARE",
-                min=0.0,
-                max=1.0,
-                help="Split mode: share of routing keys the challenger answers (lab 0.5, production 0.1).",
-            ),
-        ] = 0.5,
+            float | None,
+            _option("challenger_share", "Split mode: share of routing keys the challenger answers."),
+        ] = None,
         ab_salt: Annotated[
             str | None,
-            typer.Option(
-                envvar="HOUSING_AB_SALT",
-                help="Routing hash salt, one per experiment; default '<champion>/<challenger>' versions.",
-            ),
+            _option("ab_salt", "Routing hash salt, one per experiment; unset: '<champion>/<challenger>'."),
         ] = None,
     ) -> None:
         """Serve the model: KServe V1 + Open Inference Protocol V2, /metrics, feedback, inference log."""
+        given = {name: value for name, value in locals().items() if value is not None}  # the options set
         from housing.serving.server import run
-        from housing.serving.settings import ServeSettings, resolve_model_dir
 
-        run(
-            ServeSettings(
-                model_dir=resolve_model_dir(model_dir),
-                host=host,
-                port=port,
-                model_name=model_name,
-                inference_log_dir=None if no_inference_log else inference_log_dir,
-                log_max_bytes=log_max_bytes,
-                log_rotate_seconds=log_rotate_seconds,
-                log_max_files=log_max_files,
-                log_queue_rows=log_queue_rows,
-                max_batch=max_batch,
-                max_body_bytes=max_body_bytes,
-                range_tolerance=range_tolerance,
-                feedback_window=feedback_window,
-                ppe_tolerance=ppe_tolerance,
-                feedback_ttl_seconds=feedback_ttl_seconds,
-                fault_error_rate=fault_error_rate,
-                fault_latency_ms=fault_latency_ms,
-                graceful_timeout=graceful_timeout,
-                access_log=access_log,
-                log_format=log_format,
-                log_level=log_level,
-                challenger_model_dir=challenger_model_dir,
-                ab_mode=ab_mode,
-                challenger_share=challenger_share,
-                ab_salt=ab_salt,
-            )
-        )
+        run(ServeSettings(**given))

@@ -1,4 +1,9 @@
-"""Ground-truth feedback: remember recent predictions by request id, score them when actual values arrive."""
+"""Ground-truth feedback's state: what was predicted, and the rolling scores of each variant.
+
+:class:`FeedbackStore` remembers recent predictions by request id (per process), :class:`RollingScores` turns
+(prediction, actual) pairs into a variant's MAE/R²/PPE; :mod:`housing.serving.feedback_route` answers
+``POST /v1/feedback`` with them.
+"""
 
 from __future__ import annotations
 

@@ -6,61 +6,99 @@ enum), and ``version`` only on ``model_version_info``.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from housing.serving.schema import ERROR_REASONS
 
-# Sub-millisecond to 1 s: the model answers in ~50 µs, the whole request in well under 1 ms.
+# Sub-millisecond to 1 s: the model answers in ~30 µs, the whole request in well under 1 ms.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 # Predicted median house value in $100k (the census caps the target at 5.0).
 VALUE_BUCKETS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
-VARIANTS = ("champion", "challenger")
+LABELS = ("model", "variant")
 
 
-class ValueHistogram(Collector):
-    """``model_prediction_value``: a histogram fed a whole batch at once with numpy.
+class RequestStats:
+    """What one (model, variant) has answered: request and row counts, latency and value histograms.
 
-    prometheus_client's Histogram costs a locked call per observation (100 per batch of 100); this keeps
-    per-bucket counts in an array. Updated and collected on the event loop thread only.
+    Plain Python numbers updated on the event loop thread, the only one that reads them (``/metrics`` is
+    served there too), so a request costs a few additions instead of prometheus_client's locked calls per
+    counter, per histogram bucket and per predicted value. Bucket ``i`` counts values in
+    ``(bounds[i - 1], bounds[i]]`` (Prometheus' ``le``); the last one is ``+Inf`` (NaN lands there too).
     """
 
-    name = "model_prediction_value"
+    __slots__ = ("latency_counts", "latency_sum", "requests", "rows", "value_counts", "value_sum")
 
-    def __init__(self, bounds: tuple[float, ...] = VALUE_BUCKETS) -> None:
-        self.bounds = np.asarray(bounds, dtype=np.float64)
-        self._series: dict[tuple[str, str], list] = {}
+    def __init__(self) -> None:
+        self.requests = 0
+        self.rows = 0
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
+        self.value_counts = [0] * (len(VALUE_BUCKETS) + 1)
+        self.value_sum = 0.0
 
-    def child(self, model: str, variant: str) -> list:
-        """A [counts, sum] cell for one label set (counts per bucket, the last one is +Inf)."""
-        return self._series.setdefault((model, variant), [np.zeros(len(self.bounds) + 1, np.int64), 0.0])
+    def observe(self, seconds: float, predictions: np.ndarray) -> None:
+        self.requests += 1
+        self.latency_counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sum += seconds
+        n = len(predictions)
+        self.rows += n
+        if n == 1:  # the common case, without numpy's per-call overhead
+            value = float(predictions[0])
+            self.value_counts[bisect_left(VALUE_BUCKETS, value) if value == value else -1] += 1
+            self.value_sum += value
+        else:
+            # side="left": a value equal to a bound falls in that bound's bucket, as with bisect_left.
+            index = np.searchsorted(VALUE_BUCKETS, predictions, side="left")
+            added = np.bincount(index, minlength=len(VALUE_BUCKETS) + 1).tolist()
+            self.value_counts = [a + b for a, b in zip(self.value_counts, added, strict=True)]
+            self.value_sum += float(predictions.sum(dtype=np.float64))
 
-    def observe(self, cell: list, values: np.ndarray) -> None:
-        # side="left": a value equal to a bound falls in that bound's bucket (Prometheus' le semantics).
-        index = np.searchsorted(self.bounds, values, side="left")
-        cell[0] += np.bincount(index, minlength=len(self.bounds) + 1)
-        cell[1] += float(values.sum())
+
+def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, int]]:
+    cumulative, total = [], 0
+    for bound, count in zip((*map(floatToGoString, bounds), "+Inf"), counts, strict=True):
+        total += count
+        cumulative.append((bound, total))
+    return cumulative
+
+
+class RequestStatsCollector(Collector):
+    """Exposes every :class:`RequestStats` as ``model_prediction_total``, ``..._instances_total``,
+    ``model_prediction_latency_seconds`` and ``model_prediction_value``."""
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str], RequestStats] = {}
+
+    def child(self, model: str, variant: str) -> RequestStats:
+        return self._series.setdefault((model, variant), RequestStats())
 
     def collect(self) -> Iterator[Metric]:
-        family = HistogramMetricFamily(
-            self.name, "Predicted values (median house value, $100k).", labels=["model", "variant"]
+        requests = CounterMetricFamily(
+            "model_prediction", "Successful predict/infer requests.", labels=LABELS
         )
-        for (model, variant), (counts, total) in self._series.items():
-            cumulative = np.cumsum(counts).tolist()
-            bounds = self.bounds.tolist()
-            buckets = [(floatToGoString(b), c) for b, c in zip(bounds, cumulative, strict=False)]
-            buckets.append(("+Inf", cumulative[-1]))
-            family.add_metric([model, variant], buckets, total)
-        yield family
-
-    def describe(self) -> Iterator[Metric]:
-        yield HistogramMetricFamily(self.name, "Predicted values (median house value, $100k).")
+        rows = CounterMetricFamily("model_prediction_instances", "Instances (rows) predicted.", labels=LABELS)
+        latency = HistogramMetricFamily(
+            "model_prediction_latency_seconds",
+            "Time from request received to response ready (predict/infer).",
+            labels=LABELS,
+        )
+        values = HistogramMetricFamily(
+            "model_prediction_value", "Predicted values (median house value, $100k).", labels=LABELS
+        )
+        for labels, stats in self._series.items():
+            requests.add_metric(labels, stats.requests)
+            rows.add_metric(labels, stats.rows)
+            latency.add_metric(labels, _buckets(LATENCY_BUCKETS, stats.latency_counts), stats.latency_sum)
+            values.add_metric(labels, _buckets(VALUE_BUCKETS, stats.value_counts), stats.value_sum)
+        yield from (requests, rows, latency, values)
 
 
 class ServingMetrics:
@@ -69,25 +107,14 @@ class ServingMetrics:
     def __init__(self, *, process_metrics: bool = True) -> None:
         disable_created_metrics()  # no *_created series: half the exposition, no use here
         self.registry = CollectorRegistry(auto_describe=True)
-        labels = ["model", "variant"]
+        labels = list(LABELS)
         reg = self.registry
-        self.predictions = Counter(
-            "model_prediction", "Successful predict/infer requests.", labels, registry=reg
-        )
-        self.instances = Counter(
-            "model_prediction_instances", "Instances (rows) predicted.", labels, registry=reg
-        )
+        self.requests = RequestStatsCollector()
+        reg.register(self.requests)
         self.errors = Counter(
             "model_prediction_errors",
             f"Failed predict/infer requests by reason ({', '.join(ERROR_REASONS)}).",
             [*labels, "reason"],
-            registry=reg,
-        )
-        self.latency = Histogram(
-            "model_prediction_latency_seconds",
-            "Time from request received to response ready (predict/infer).",
-            labels,
-            buckets=LATENCY_BUCKETS,
             registry=reg,
         )
         self.version_info = Gauge(
@@ -113,9 +140,12 @@ class ServingMetrics:
         self.feedback = Counter(
             "model_feedback", "Ground-truth values received (POST /v1/feedback).", labels, registry=reg
         )
-        self.in_flight = Gauge(
+        # Counted by the request path as a plain int (see RequestStats), read when scraped.
+        self.in_flight_requests = 0
+        in_flight = Gauge(
             "model_prediction_in_flight", "Predict/infer requests being processed now.", registry=reg
         )
+        in_flight.set_function(lambda: self.in_flight_requests)
         self.log_dropped = Counter(
             "model_inference_log_dropped",
             "Inference log rows dropped (queue full or write error).",
@@ -124,8 +154,6 @@ class ServingMetrics:
         self.log_pending = Gauge(
             "model_inference_log_pending_rows", "Inference log rows queued, not yet written.", registry=reg
         )
-        self.values = ValueHistogram()
-        reg.register(self.values)
         if process_metrics:  # process_resident_memory_bytes, CPU seconds, open fds
             ProcessCollector(registry=reg)
 
@@ -137,27 +165,20 @@ class ModelMetrics:
     """The label-bound children of one (model, variant): what the request path touches."""
 
     def __init__(self, metrics: ServingMetrics, model: str, variant: str, version: str) -> None:
-        self.predictions = metrics.predictions.labels(model, variant)
-        self.instances = metrics.instances.labels(model, variant)
+        self.stats = metrics.requests.child(model, variant)
         self.errors = {reason: metrics.errors.labels(model, variant, reason) for reason in ERROR_REASONS}
-        self.latency = metrics.latency.labels(model, variant)
         self.mae = metrics.mae.labels(model, variant)
         self.r2 = metrics.r2.labels(model, variant)
         self.ppe10 = metrics.ppe10.labels(model, variant)
         self.ppe = metrics.ppe.labels(model, variant)
         self.feedback = metrics.feedback.labels(model, variant)
-        self._values = metrics.values
-        self._value_cell = metrics.values.child(model, variant)
         # No feedback yet: the scores are unknown, not 0 (an R² of 0 would fire alerts).
         for gauge in (self.mae, self.r2, self.ppe10, self.ppe):
             gauge.set(float("nan"))
         metrics.version_info.labels(model, variant, version).set(1)
 
     def observe_success(self, seconds: float, predictions: np.ndarray) -> None:
-        self.predictions.inc()
-        self.instances.inc(len(predictions))
-        self.latency.observe(seconds)
-        self._values.observe(self._value_cell, predictions)
+        self.stats.observe(seconds, predictions)
 
     def observe_error(self, reason: str) -> None:
         self.errors[reason].inc()

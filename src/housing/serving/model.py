@@ -14,9 +14,11 @@ import numpy as np
 
 from housing.artifact import ModelMetadata, load_verified, onnx_session
 from housing.errors import DataError
+from housing.serving.batching import Batcher
 from housing.serving.feedback import RollingScores
 from housing.serving.metrics import ModelMetrics, ServingMetrics
 from housing.serving.schema import FeatureSchema
+from housing.variants import Variant
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ PLATFORM = "onnx_onnxv1"  # the Open Inference Protocol's platform name for ONNX
 @dataclass
 class ModelHandle:
     name: str  # the name served in URLs (/v1/models/<name>, /v2/models/<name>)
-    variant: str  # champion | challenger
+    variant: Variant
     metadata: ModelMetadata
     session: Any  # onnxruntime.InferenceSession
     schema: FeatureSchema
@@ -44,6 +46,8 @@ class ModelHandle:
         ]
         self._input_name = self.metadata.input_name
         self._outputs = [self.metadata.output_name]
+        # Concurrent requests share model calls; it calls self.predict as it is then (tests replace it).
+        self.batcher = Batcher(lambda: self.predict, max_rows=self.schema.max_batch)
 
     @property
     def version(self) -> str:
@@ -69,7 +73,7 @@ def load_handle(
     model_dir: Path,
     *,
     metrics: ServingMetrics,
-    variant: str = "champion",
+    variant: Variant = Variant.CHAMPION,
     name: str | None = None,
     tolerance: float = 0.0,
     max_batch: int = 1000,
@@ -105,7 +109,7 @@ def load_handle(
         "model loaded",
         extra={
             "model": served_name,
-            "variant": variant,
+            "variant": variant.value,
             "model_version": metadata.model_version,
             "model_dir": str(model_dir),
             "onnx_sha256": metadata.onnx_sha256,

@@ -1,8 +1,10 @@
 """Request parsing and validation from the model's metadata schema (feature names and valid ranges).
 
 Hand-written with numpy for speed: type checks run as C-level set/map passes over the decoded JSON, and the
-slow per-element walk only runs to name the offending field once a check has failed. Every rejection is a
-:class:`RequestError` whose message names the instance/field and the rule it broke.
+slow per-element walk only runs to name the offending field once a check has failed. V2 tensors may also come
+as binary data after the JSON (:class:`BinaryTensors`, the binary tensor extension). Every rejection is a
+:class:`RequestError` whose message names the instance/field and the rule it broke. The same rules, as
+pydantic models for the OpenAPI document, are in :mod:`housing.serving.bodies` (a test keeps them in step).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from housing.errors import HousingError
 # Bounded label values of model_prediction_errors_total{reason}.
 ERROR_REASONS = ("invalid_json", "invalid_input", "out_of_range", "too_large", "injected", "model_error")
 V2_DATATYPES = ("FP32", "FP64")
+BINARY_DTYPES = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}  # binary tensor data: little-endian
 MAX_REQUEST_ID_CHARS = 128
 
 _NUMBER_TYPES = frozenset((int, float))  # exact types: bool (a subclass of int) is not a number here
@@ -60,6 +63,55 @@ class V2Request:
     features: np.ndarray  # float64, shape (n, n_features), validated
     id: str | None
     outputs: tuple[str, ...]  # requested output names (empty: all)
+    binary_output: bool = False  # answer with the output as binary data (binary tensor extension)
+
+
+def _flag(parameters: dict | None, key: str, where: str, default: bool = False) -> bool:
+    """A boolean parameter of the binary tensor extension; ``default`` when absent."""
+    if not parameters or key not in parameters:
+        return default
+    value = parameters[key]
+    if type(value) is not bool:
+        raise RequestError(f"{where}.{key}: must be true or false, got {_describe(value)}")
+    return value
+
+
+class BinaryTensors:
+    """The binary part of a request (the bytes after its JSON), read tensor by tensor in input order.
+
+    Binary tensor data is little-endian, row-major, without padding (Open Inference Protocol binary tensor
+    extension): ``binary_data_size`` must be exactly the tensor's element count times its element size.
+    """
+
+    def __init__(self, data: memoryview) -> None:
+        self._data = data
+        self._offset = 0
+
+    def read(self, field: str, size: Any, count: int, datatype: str, shape: list[int]) -> np.ndarray:
+        """``count`` values of ``datatype`` as float64, given the input's ``binary_data_size``."""
+        if type(size) is not int or size < 0:
+            raise RequestError(f"{field}: must be a non-negative integer (bytes), got {_describe(size)}")
+        dtype = BINARY_DTYPES[datatype]
+        if size != count * dtype.itemsize:
+            raise RequestError(
+                f"{field}: {size} bytes, but shape {shape} of {datatype} needs {count * dtype.itemsize}"
+            )
+        remaining = len(self._data) - self._offset
+        if size > remaining:
+            raise RequestError(
+                f"{field}: {size} bytes, but only {remaining} bytes of binary data remain after the JSON "
+                "(Inference-Header-Content-Length)"
+            )
+        start, self._offset = self._offset, self._offset + size
+        return np.frombuffer(self._data[start : self._offset], dtype=dtype).astype(np.float64)
+
+    def check_all_read(self) -> None:
+        left = len(self._data) - self._offset
+        if left:
+            raise RequestError(
+                f"Inference-Header-Content-Length: {left} bytes after the JSON part belong to no input "
+                "(each binary input gives its size in parameters.binary_data_size)"
+            )
 
 
 class FeatureSchema:
@@ -178,8 +230,15 @@ class FeatureSchema:
 
     # --- Open Inference Protocol (V2) ------------------------------------------------------------------
 
-    def parse_v2(self, body: Any, input_name: str, output_name: str) -> V2Request:
-        """An inference request: one FP32/FP64 tensor [n, 8], or one [n] / [n, 1] tensor per feature."""
+    def parse_v2(
+        self, body: Any, input_name: str, output_name: str, binary: BinaryTensors | None = None
+    ) -> V2Request:
+        """An inference request: one FP32/FP64 tensor [n, 8], or one [n] / [n, 1] tensor per feature.
+
+        ``binary``: the bytes after the JSON when the request uses the binary tensor extension (the
+        ``Inference-Header-Content-Length`` header was sent); inputs with ``parameters.binary_data_size``
+        take their values from it, in input order.
+        """
         if type(body) is not dict:
             raise RequestError('request body: must be a JSON object like {"inputs": [...]}')
         request_id = body.get("id")
@@ -188,11 +247,14 @@ class FeatureSchema:
         parameters = body.get("parameters")
         if parameters is not None and type(parameters) is not dict:
             raise RequestError("parameters: must be an object")
-        outputs = self._requested_outputs(body.get("outputs"), output_name)
+        binary_output = _flag(parameters, "binary_data_output", "parameters")
+        outputs, binary_output = self._requested_outputs(body.get("outputs"), output_name, binary_output)
         inputs = body.get("inputs")
         if type(inputs) is not list or not inputs:
             raise RequestError('inputs: must be a non-empty list of input tensors ("inputs" is required)')
-        tensors = [self._tensor(k, tensor) for k, tensor in enumerate(inputs)]
+        tensors = [self._tensor(k, tensor, binary) for k, tensor in enumerate(inputs)]
+        if binary is not None:
+            binary.check_all_read()
         if len(tensors) == 1 and tensors[0][0] not in self.name_set:
             X = self._matrix_input(tensors[0], input_name)
 
@@ -206,14 +268,18 @@ class FeatureSchema:
                 return f"inputs[{positions[j]}].data[{i}] ({self.names[j]})"
 
         self.check_ranges(X, locate)
-        return V2Request(features=X, id=request_id, outputs=outputs)
+        return V2Request(features=X, id=request_id, outputs=outputs, binary_output=binary_output)
 
-    def _requested_outputs(self, outputs: Any, output_name: str) -> tuple[str, ...]:
+    def _requested_outputs(
+        self, outputs: Any, output_name: str, binary_default: bool
+    ) -> tuple[tuple[str, ...], bool]:
+        """The requested output names, and whether the output goes back as binary data."""
         if outputs is None:
-            return ()
+            return (), binary_default
         if type(outputs) is not list:
             raise RequestError('outputs: must be a list of {"name": ...} objects')
         names = []
+        binary = binary_default
         for k, output in enumerate(outputs):
             if type(output) is not dict or type(output.get("name")) is not str:
                 raise RequestError(f'outputs[{k}]: must be an object with a string "name"')
@@ -222,25 +288,29 @@ class FeatureSchema:
                     f"outputs[{k}].name: unknown output {_describe(output['name'])}; "
                     f"the model has {output_name!r}"
                 )
+            parameters = output.get("parameters")
+            if parameters is not None and type(parameters) is not dict:
+                raise RequestError(f"outputs[{k}].parameters: must be an object")
+            # The output's own binary_data overrides the request's binary_data_output.
+            binary = _flag(parameters, "binary_data", f"outputs[{k}].parameters", binary_default)
             names.append(output["name"])
-        return tuple(names)
+        return tuple(names), binary
 
-    def _tensor(self, k: int, tensor: Any) -> tuple[str, list[int], np.ndarray]:
+    def _tensor(self, k: int, tensor: Any, binary: BinaryTensors | None) -> tuple[str, list[int], np.ndarray]:
         """Check one input tensor's fields; return (name, shape, flat float64 data)."""
         where = f"inputs[{k}]"
         if type(tensor) is not dict:
             raise RequestError(f"{where}: must be an object with name, shape, datatype and data")
-        for field in ("name", "shape", "datatype", "data"):
-            if field not in tensor:
-                raise RequestError(f'{where}: missing "{field}"')
-        name, shape, datatype, data = tensor["name"], tensor["shape"], tensor["datatype"], tensor["data"]
-        if type(name) is not str:
-            raise RequestError(f"{where}.name: must be a string")
         parameters = tensor.get("parameters")
         if parameters is not None and type(parameters) is not dict:
             raise RequestError(f"{where}.parameters: must be an object")
-        if parameters and "binary_data_size" in parameters:
-            raise RequestError(f'{where}: binary tensor data is not supported; send the values in "data"')
+        in_binary = bool(parameters) and "binary_data_size" in parameters
+        for field in ("name", "shape", "datatype") if in_binary else ("name", "shape", "datatype", "data"):
+            if field not in tensor:
+                raise RequestError(f'{where}: missing "{field}"')
+        name, shape, datatype = tensor["name"], tensor["shape"], tensor["datatype"]
+        if type(name) is not str:
+            raise RequestError(f"{where}.name: must be a string")
         if datatype not in V2_DATATYPES:
             raise RequestError(
                 f"{where}.datatype: {_describe(datatype)} is not supported; "
@@ -248,10 +318,24 @@ class FeatureSchema:
             )
         if type(shape) is not list or not shape or not all(type(d) is int and d >= 0 for d in shape):
             raise RequestError(f"{where}.shape: must be a non-empty list of non-negative integers")
+        expected = math.prod(shape)
+        if in_binary:
+            if tensor.get("data") is not None:
+                raise RequestError(
+                    f'{where}: has both "data" and parameters.binary_data_size; send the values one way'
+                )
+            size_field = f"{where}.parameters.binary_data_size"
+            if binary is None:
+                raise RequestError(
+                    f"{size_field}: binary tensor data needs the Inference-Header-Content-Length header "
+                    "(the length of the JSON part in bytes)"
+                )
+            values = binary.read(size_field, parameters["binary_data_size"], expected, datatype, shape)
+            return name, shape, values
+        data = tensor["data"]
         if type(data) is not list:
             raise RequestError(f"{where}.data: must be a list of numbers (flat or nested, row-major)")
         flat = self._flatten(data, where)
-        expected = math.prod(shape)
         if len(flat) != expected:
             raise RequestError(f"{where}.data: has {len(flat)} elements but shape {shape} needs {expected}")
         return name, shape, np.array(flat, dtype=np.float64)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from housing.errors import DataError, HousingError
 from housing.inference_log import InferenceLogWriter
-from housing.serving.app import Router, ServingApp
+from housing.serving.app import ServingApp
+from housing.serving.core import ServingCore
 from housing.serving.metrics import ServingMetrics
 from housing.serving.model import ModelHandle, load_handle
-from housing.serving.settings import ServeSettings
+from housing.serving.router import Router
+from housing.serving.settings import AbMode, LogFormat, ServeSettings, resolve_model_dir
+from housing.variants import Variant
 
 log = logging.getLogger("housing.serving")
 
@@ -46,9 +52,9 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
+def configure_logging(fmt: str = LogFormat.JSON, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
+    if fmt == LogFormat.JSON:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
@@ -63,29 +69,25 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
 def build_app(settings: ServeSettings, *, metrics: ServingMetrics | None = None) -> ServingApp:
     """Load and verify the model, wire metrics and the inference log. Raises on a bad/tampered model."""
     metrics = metrics or ServingMetrics()
-    champion = load_handle(
-        settings.model_dir,
-        metrics=metrics,
-        variant="champion",
-        name=settings.model_name,
-        tolerance=settings.range_tolerance,
-        max_batch=settings.max_batch,
-        feedback_window=settings.feedback_window,
-        ppe_tolerance=settings.ppe_tolerance,
-    )
-    challenger = None
-    if settings.ab_mode != "off":  # off: a configured challenger directory is not even loaded
-        assert settings.challenger_model_dir is not None  # ServeSettings checks it
-        challenger = load_handle(
-            settings.challenger_model_dir,
+
+    def load(model_dir: Path, variant: Variant, name: str | None) -> ModelHandle:
+        return load_handle(
+            model_dir,
             metrics=metrics,
-            variant="challenger",
-            name=champion.name,  # one served name: the variant is a routing decision, not another model
+            variant=variant,
+            name=name,
             tolerance=settings.range_tolerance,
             max_batch=settings.max_batch,
             feedback_window=settings.feedback_window,
             ppe_tolerance=settings.ppe_tolerance,
         )
+
+    champion = load(resolve_model_dir(settings.model_dir), Variant.CHAMPION, settings.model_name)
+    challenger = None
+    if settings.ab_mode is not AbMode.OFF:  # off: a configured challenger directory is not even loaded
+        assert settings.challenger_model_dir is not None  # ServeSettings checks it
+        # One served name: the variant is a routing decision, not another model.
+        challenger = load(settings.challenger_model_dir, Variant.CHALLENGER, champion.name)
         check_compatible(champion, challenger)
     router = Router(
         champion,
@@ -95,9 +97,9 @@ def build_app(settings: ServeSettings, *, metrics: ServingMetrics | None = None)
         salt=settings.ab_salt,
     )
     writer = None
-    if settings.inference_log_dir is not None:
+    if settings.log_dir is not None:
         writer = InferenceLogWriter(
-            settings.inference_log_dir,
+            settings.log_dir,
             max_bytes=settings.log_max_bytes,
             rotate_seconds=settings.log_rotate_seconds,
             max_files=settings.log_max_files,
@@ -106,7 +108,7 @@ def build_app(settings: ServeSettings, *, metrics: ServingMetrics | None = None)
             on_drop=metrics.log_dropped.inc,
         )
         metrics.log_pending.set_function(lambda: writer.pending_rows)
-    return ServingApp(router, settings, metrics, writer)
+    return ServingApp(ServingCore(router, settings, metrics, writer))
 
 
 def check_compatible(champion: ModelHandle, challenger: ModelHandle) -> None:
@@ -130,40 +132,49 @@ def run(settings: ServeSettings) -> None:
     import uvicorn
 
     configure_logging(settings.log_format, settings.log_level)
+    settings = settings.model_copy(update={"model_dir": resolve_model_dir(settings.model_dir)})
     started = time.perf_counter()
     try:
         app = build_app(settings)
     except HousingError as exc:
         log.error("refusing to start: %s", exc, extra={"model_dir": str(settings.model_dir)})
         raise
+    routing = settings.ab_mode is not AbMode.OFF
     log.info(
         "model server starting",
         extra={
             "host": settings.host,
             "port": settings.port,
             "model_dir": str(settings.model_dir),
-            "inference_log_dir": str(settings.inference_log_dir),
+            "inference_log_dir": str(settings.log_dir),
             "load_seconds": round(time.perf_counter() - started, 3),
             "fault_error_rate": settings.fault_error_rate,
             "fault_latency_ms": settings.fault_latency_ms,
-            "ab_mode": settings.ab_mode,
-            "challenger_model_dir": str(settings.challenger_model_dir) if settings.ab_mode != "off" else None,
+            "ab_mode": settings.ab_mode.value,
+            "challenger_model_dir": str(settings.challenger_model_dir) if routing else None,
         },
     )
-    if settings.ab_mode == "off" and settings.challenger_model_dir is not None:
+    if not routing and settings.challenger_model_dir is not None:
         log.warning("a challenger model directory is set but --ab-mode is off: serving the champion only")
     if settings.fault_error_rate or settings.fault_latency_ms:
         log.warning("fault injection is ON (testing only)")
+    http: type[asyncio.Protocol] | str = "auto"  # uvicorn's choice, unless httptools is there:
+    with contextlib.suppress(ImportError):  # (uvicorn[standard]) then one write per response
+        from housing.serving.transport import OneWriteHttpToolsProtocol
+
+        http = OneWriteHttpToolsProtocol
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="auto",  # uvloop when installed
-        http="auto",  # httptools when installed
+        http=http,
         ws="none",
         lifespan="on",
         log_config=None,
         access_log=settings.access_log,
+        # X-Forwarded-For only matters to the access log's client address; without it, one ASGI layer less.
+        proxy_headers=settings.access_log,
         server_header=False,
         timeout_graceful_shutdown=settings.graceful_timeout,
         timeout_keep_alive=30,

@@ -1,18 +1,49 @@
-"""Model server settings (flags and ``HOUSING_*`` env vars end up here) and the model directory lookup."""
+"""Model server settings: one strict model read from flags and ``HOUSING_*`` env vars, and the model lookup.
+
+Every bound lives here once, as a pydantic constraint: ``housing serve``'s options take their defaults and
+help from these fields (:mod:`housing.serving.cli`), and an invalid value, from a flag or from the
+environment, is a one-line :class:`~housing.errors.ConfigError` naming the setting, its flag and env var, and
+the rule.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from housing.artifact import METADATA_FILE
 from housing.errors import ConfigError
 from housing.paths import INFERENCE_LOG_DIR, MODELS
+from housing.strict import ENV_PREFIX, StrictSettings
 
-AB_MODES = ("off", "split", "shadow")
 KSERVE_MODEL_DIR = Path("/mnt/models")  # where KServe's storage initializer puts the storageUri's files
 BAKED_MODEL_DIR_ENV = "HOUSING_BAKED_MODEL_DIR"  # set by the image to the model copied in at build time
+MAX_SALT_CHARS = 128
+
+
+class AbMode(StrEnum):
+    """Champion/challenger routing (docs/serving.md, A/B routing)."""
+
+    OFF = "off"  # the champion only; no routing work per request
+    SPLIT = "split"  # a share of routing keys is answered by the challenger
+    SHADOW = "shadow"  # the champion answers; the challenger scores the same rows afterwards
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
 
 
 def resolve_model_dir(explicit: Path | None) -> Path:
@@ -40,70 +71,112 @@ def resolve_model_dir(explicit: Path | None) -> Path:
     return MODELS
 
 
-@dataclass(frozen=True)
-class ServeSettings:
-    model_dir: Path = MODELS
+class ServeSettings(StrictSettings):
+    """What ``housing serve`` runs with. Field ``x`` is flag ``--x`` (dashes) and env var ``HOUSING_X``."""
+
+    model_dir: Path | None = None  # None: resolve_model_dir's precedence, applied when the app is built
     host: str = "127.0.0.1"
-    port: int = 8080
-    model_name: str | None = None  # default: the metadata's model_name
-    inference_log_dir: Path | None = INFERENCE_LOG_DIR  # None: no inference log
-    log_max_bytes: int = 64 * 1024 * 1024
-    log_rotate_seconds: float = 3600.0
-    log_max_files: int = 100
-    log_queue_rows: int = 100_000
-    log_flush_interval: float = 0.2
-    max_batch: int = 1000
-    max_body_bytes: int = 1024 * 1024
-    range_tolerance: float = 0.0  # share of each feature's [min, max] width accepted beyond the bounds
-    feedback_window: int = 1000  # fed-back predictions in the rolling MAE/R2/PPE10 window
+    port: int = Field(8080, ge=0, le=65535)
+    model_name: str | None = Field(None, min_length=1, pattern=r"^[^/]+$")  # None: the metadata's name
+    inference_log_dir: Path | None = INFERENCE_LOG_DIR  # None (or no_inference_log): no inference log
+    no_inference_log: bool = False
+    log_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    log_rotate_seconds: float = Field(3600.0, gt=0)
+    log_max_files: int = Field(100, ge=0)  # 0 keeps every file
+    log_queue_rows: int = Field(100_000, ge=1)
+    log_flush_interval: float = Field(0.2, gt=0, le=60)
+    max_batch: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(1024 * 1024, ge=64)
+    # Share of each feature's [min, max] width accepted beyond the bounds.
+    range_tolerance: float = Field(0.0, ge=0, le=10)
+    feedback_window: int = Field(1000, ge=2)  # fed-back predictions in the rolling MAE/R²/PPE window
     # model_ppe_score: share within ±this of the actual. 0.25 keeps a healthy model (holdout 0.84) well above
     # the ModelAccuracyDropped alert's 75%; PPE10 (0.49 on the holdout) is exported too, for dashboards.
-    ppe_tolerance: float = 0.25
-    feedback_capacity_rows: int = 100_000  # predictions remembered for feedback (rows)
-    feedback_ttl_seconds: float = 3600.0
-    fault_error_rate: float = 0.0
-    fault_latency_ms: float = 0.0
-    graceful_timeout: float = 20.0
+    ppe_tolerance: float = Field(0.25, gt=0, lt=1)
+    feedback_capacity_rows: int = Field(100_000, ge=1)  # predictions remembered for feedback (rows)
+    feedback_ttl_seconds: float = Field(3600.0, gt=0)
+    fault_error_rate: float = Field(0.0, ge=0, le=1)
+    fault_latency_ms: float = Field(0.0, ge=0, le=60_000)
+    graceful_timeout: float = Field(20.0, ge=0)
     access_log: bool = False
-    log_format: str = "json"  # json | text
-    log_level: str = "INFO"
-    # A/B routing (docs/abtest.md). off: the champion only, no per-request routing work. split: a
-    # challenger_share of routing keys (X-Routing-Key, hashed with ab_salt) is answered by the challenger.
-    # shadow: the champion answers everything; the challenger scores the same rows after the response.
+    log_format: LogFormat = LogFormat.JSON
+    log_level: LogLevel = LogLevel.INFO
     challenger_model_dir: Path | None = None
-    ab_mode: str = "off"  # off | split | shadow
-    challenger_share: float = 0.5  # the lab's 50/50; production starts at 0.1
-    ab_salt: str | None = None  # None: derived from the two model versions (a new pair reshuffles the arms)
+    ab_mode: AbMode = AbMode.OFF
+    challenger_share: float = Field(0.5, ge=0, le=1)  # the lab's 50/50; production starts at 0.1
+    # None: derived from the two model versions, so a new pair of models reshuffles the arms.
+    ab_salt: str | None = Field(None, min_length=1, max_length=MAX_SALT_CHARS)
 
-    def __post_init__(self) -> None:
-        checks = {
-            "port": 0 <= self.port <= 65535,
-            "max_batch": self.max_batch >= 1,
-            "max_body_bytes": self.max_body_bytes >= 64,
-            "range_tolerance": 0.0 <= self.range_tolerance <= 10.0,
-            "feedback_window": self.feedback_window >= 2,
-            "ppe_tolerance": 0.0 < self.ppe_tolerance < 1.0,
-            "feedback_capacity_rows": self.feedback_capacity_rows >= 1,
-            "feedback_ttl_seconds": self.feedback_ttl_seconds > 0,
-            "fault_error_rate": 0.0 <= self.fault_error_rate <= 1.0,
-            "fault_latency_ms": 0.0 <= self.fault_latency_ms <= 60_000,
-            "log_max_bytes": self.log_max_bytes >= 1024,
-            "log_rotate_seconds": self.log_rotate_seconds > 0,
-            "log_queue_rows": self.log_queue_rows >= 1,
-            "log_flush_interval": self.log_flush_interval > 0,
-            "graceful_timeout": self.graceful_timeout >= 0,
-            "log_format": self.log_format in ("json", "text"),
-            "challenger_share": 0.0 <= self.challenger_share <= 1.0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"serve setting {name}={getattr(self, name)!r} is out of range")
-        if self.ab_mode not in AB_MODES:
-            raise ConfigError(f"serve setting ab_mode={self.ab_mode!r}: must be one of {', '.join(AB_MODES)}")
-        if self.ab_mode != "off" and self.challenger_model_dir is None:
-            raise ConfigError(
-                f"serve setting ab_mode={self.ab_mode!r} needs a challenger model directory "
-                "(--challenger-model-dir / HOUSING_CHALLENGER_MODEL_DIR)"
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(describe_errors(exc)) from None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_name(cls, value: Any) -> Any:
+        """Any case, and logging's aliases WARN and FATAL, as logging itself accepts them."""
+        if not isinstance(value, str):
+            return value
+        return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(value.upper(), value.upper())
+
+    @field_validator("ab_salt")
+    @classmethod
+    def _printable_salt(cls, value: str | None) -> str | None:
+        if value is not None and not value.isprintable():
+            raise ValueError("must be printable characters")
+        return value
+
+    @model_validator(mode="after")
+    def _challenger_when_routing(self) -> ServeSettings:
+        if self.ab_mode is not AbMode.OFF and self.challenger_model_dir is None:
+            raise ValueError(
+                f"ab_mode={self.ab_mode.value!r} needs a challenger model directory "
+                f"({flag_and_env('challenger_model_dir')})"
             )
-        if self.ab_salt is not None and not (0 < len(self.ab_salt) <= 128 and self.ab_salt.isprintable()):
-            raise ConfigError("serve setting ab_salt: must be 1-128 printable characters")
+        return self
+
+    @property
+    def log_dir(self) -> Path | None:
+        """Where the inference log goes; None when it is off."""
+        return None if self.no_inference_log else self.inference_log_dir
+
+
+def flag_and_env(field: str) -> str:
+    """``--the-flag / HOUSING_THE_FLAG`` of a setting."""
+    return f"--{field.replace('_', '-')} / {ENV_PREFIX}{field.upper()}"
+
+
+_BOUNDS = {
+    "greater_than_equal": ("ge", ">="),
+    "greater_than": ("gt", ">"),
+    "less_than_equal": ("le", "<="),
+    "less_than": ("lt", "<"),
+}
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line for every broken rule: the setting and its value, the rule, the flag and env var."""
+    return "; ".join(_describe(error) for error in exc.errors())
+
+
+def _describe(error: Any) -> str:
+    loc = error["loc"]
+    if not loc:  # a rule across fields (model validator): its message names what to set
+        return f"serve setting {error['msg'].removeprefix('Value error, ')}"
+    field = str(loc[0])
+    if field not in ServeSettings.model_fields:
+        return f"serve setting {field}: unknown setting"
+    value = error.get("input")
+    kind = error["type"]
+    if kind in _BOUNDS:
+        key, symbol = _BOUNDS[kind]
+        rule = f"is out of range: must be {symbol} {error['ctx'][key]}"
+    elif kind == "enum":
+        annotation = ServeSettings.model_fields[field].annotation
+        choices = ", ".join(member.value for member in annotation)  # type: ignore[union-attr]
+        rule = f": must be one of {choices}"
+    else:
+        rule = f": {error['msg'].removeprefix('Value error, ').lower()}"
+    return f"serve setting {field}={value!r} {rule} ({flag_and_env(field)})".replace(" :", ":")

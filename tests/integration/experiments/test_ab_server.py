@@ -12,9 +12,9 @@ import pytest
 from housing.config import AbTestParams
 from housing.experiments.abtest import analyze_log, make_plan
 from housing.experiments.loop import ServerProcess
-from housing.experiments.routing import assign_variant
 from housing.experiments.traffic import TrafficConfig, load_houses, run_traffic
 from housing.inference_log import read_records
+from housing.serving.router import assign_variant
 
 pytestmark = pytest.mark.integration
 

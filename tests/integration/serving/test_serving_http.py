@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving_support import ROW, http
 
 from housing.artifact import load_verified, onnx_session
+from housing.config import FEATURES
 
 pytestmark = pytest.mark.integration
 
@@ -121,6 +122,74 @@ def test_triton_http_client_speaks_open_inference_protocol_v2(server, model_dir)
         client.close()
     assert result.get_response()["id"] == "triton-1"
     np.testing.assert_allclose(result.as_numpy(metadata["outputs"][0]["name"]).ravel(), expected, rtol=1e-6)
+
+
+def test_triton_http_client_in_its_default_binary_mode(server, model_dir):
+    """tritonclient's defaults: binary input tensors, and binary outputs (all outputs when none is named,
+    binary_data=True when one is), with Inference-Header-Content-Length both ways."""
+    triton = pytest.importorskip(
+        "tritonclient.http", reason="tritonclient (the bench extra, part of dev) is not installed"
+    )
+    name = model_name(server)
+    rows = np.array([ROW, [3.0, 20, 5.0, 1.0, 1000, 3.0, 34.0, -118.0]], np.float32)
+    expected = reference_prediction(model_dir, rows)
+    client = triton.InferenceServerClient(url=server.url.removeprefix("http://"), connection_timeout=10)
+    try:
+        metadata = client.get_server_metadata()
+        assert "binary_tensor_data" in metadata["extensions"]
+        tensor = triton.InferInput("input", list(rows.shape), "FP32")
+        tensor.set_data_from_numpy(rows)  # binary_data=True by default
+        assert tensor._get_binary_data() is not None
+        every_output = client.infer(name, [tensor], request_id="triton-bin-1")
+        one_output = client.infer(name, [tensor], outputs=[triton.InferRequestedOutput("variable")])
+        per_feature = [triton.InferInput(f, [2], "FP64") for f in FEATURES]
+        for k, feature_input in enumerate(per_feature):
+            feature_input.set_data_from_numpy(rows[:, k].astype(np.float64))
+        by_feature = client.infer(name, per_feature)
+    finally:
+        client.close()
+    for result in (every_output, one_output, by_feature):
+        output = result.get_output("variable")
+        assert output["parameters"]["binary_data_size"] == 8  # the values came as binary data
+        assert "data" not in output
+        np.testing.assert_array_equal(result.as_numpy("variable").ravel(), expected)
+    assert every_output.get_response()["id"] == "triton-bin-1"
+
+
+def test_kserve_sdk_client_with_binary_tensors(server, model_dir):
+    """KServe's own client: InferInput's default binary data, binary outputs requested per output."""
+    pytest.importorskip("kserve", reason="kserve SDK (the bench extra, part of dev) is not installed")
+    from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+    from kserve.protocol.infer_type import RequestedOutput
+
+    name = model_name(server)
+    rows = np.array([ROW, ROW], np.float32)
+    expected = reference_prediction(model_dir, rows)
+
+    async def talk():
+        client = InferenceRESTClient(RESTConfig(protocol="v2", retries=0, timeout=10))
+        try:
+            tensor = InferInput(name="input", shape=[2, 8], datatype="FP32")
+            tensor.set_data_from_numpy(rows)  # binary_data=True by default
+            assert tensor.parameters["binary_data_size"] == rows.nbytes
+            request = InferRequest(
+                model_name=name,
+                infer_inputs=[tensor],
+                request_id="kserve-bin-1",
+                request_outputs=[RequestedOutput(name="variable", parameters={"binary_data": True})],
+            )
+            headers: dict = {}
+            result = await client.infer(server.url, request, model_name=name, response_headers=headers)
+            return result, headers
+        finally:
+            await client.close()
+
+    result, headers = asyncio.run(talk())
+    assert result.id == "kserve-bin-1"
+    assert headers["content-type"] == "application/octet-stream"
+    assert int(headers["inference-header-content-length"]) > 0  # the client decoded binary outputs
+    (output,) = result.outputs
+    np.testing.assert_array_equal(output.as_numpy().ravel(), expected)
 
 
 def test_metrics_parse_with_the_prometheus_parser(server):

@@ -12,7 +12,7 @@ from housing.config import AbTestParams, GuardrailParams
 from housing.errors import ConfigError
 from housing.experiments.abtest import analyze, make_plan
 from housing.experiments.loop import MARKER, LoopConfig, prepare_workdir, split_data
-from housing.experiments.routing import assign_variant
+from housing.serving.router import assign_variant
 from housing.simulate import COASTAL_BOOM_FACTOR, degrees_from_coast, scenario_window
 
 TARGET = "MedHouseVal"

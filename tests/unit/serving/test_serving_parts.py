@@ -160,3 +160,31 @@ def test_serving_imports_no_training_stack():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == ""
+
+
+def test_request_stats_expose_prometheus_histograms_with_inclusive_buckets():
+    from prometheus_client import generate_latest
+
+    metrics = ServingMetrics(process_metrics=False)
+    bound = metrics.bind("m", "challenger", "sha-2")
+    for seconds in (0.0001, 0.0002, 0.002, 3.0):  # a bound itself, between bounds, beyond the last
+        bound.observe_success(seconds, np.array([1.0], dtype=np.float32))
+    bound.observe_success(0.001, np.array([float("nan"), 2.0], dtype=np.float32))
+    text = generate_latest(metrics.registry).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    latency = {
+        s.labels["le"]: s.value
+        for s in families["model_prediction_latency_seconds"].samples
+        if s.name.endswith("_bucket")
+    }
+    assert (latency["0.0001"], latency["0.00025"], latency["0.001"], latency["0.0025"]) == (1, 2, 3, 4)
+    assert latency["1.0"] == 4
+    assert latency["+Inf"] == 5
+    assert families["model_prediction"].samples[0].value == 5
+    assert families["model_prediction_instances"].samples[0].value == 6
+    values = {
+        s.labels["le"]: s.value
+        for s in families["model_prediction_value"].samples
+        if s.name.endswith("_bucket")
+    }
+    assert (values["1.0"], values["2.0"], values["5.0"], values["+Inf"]) == (4, 5, 5, 6)  # NaN: only +Inf

@@ -3,7 +3,6 @@ feedback and inference-log records (the ASGI app in-process, two real exported m
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import shutil
@@ -12,13 +11,13 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 import pytest
+from asgi_client import call
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from housing.errors import ConfigError, DataError
-from housing.experiments.routing import assign_variant
 from housing.inference_log import read_records
-from housing.serving.app import Router
+from housing.serving.router import Router, assign_variant, bucket
 from housing.serving.server import build_app
 from housing.serving.settings import ServeSettings
 
@@ -48,15 +47,6 @@ def make_app(model_dir, challenger_dir, tmp_path):
         return build_app(ServeSettings(model_dir=model_dir, **options))
 
     return make
-
-
-def call(app, method: str, path: str, **kwargs) -> httpx.Response:
-    async def go():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.request(method, path, **kwargs)
-
-    return asyncio.run(go())
 
 
 def predict(app, row, key=None, request_id=None) -> httpx.Response:
@@ -105,6 +95,20 @@ def handle(version: str) -> StubHandle:
 
 
 # --- the router alone --------------------------------------------------------------------------------------
+
+
+def test_assignment_is_deterministic_salted_and_matches_the_share():
+    keys = [f"house-{i}" for i in range(20_000)]
+    first = [assign_variant(k, "exp-1", 0.1) for k in keys]
+    assert first == [assign_variant(k, "exp-1", 0.1) for k in keys]
+    share = first.count("challenger") / len(keys)
+    assert share == pytest.approx(0.1, abs=0.01)
+    # A new salt reshuffles the arms: about 10% of each arm's keys, independent of the old assignment.
+    second = [assign_variant(k, "exp-2", 0.1) for k in keys]
+    both = sum(a == b == "challenger" for a, b in zip(first, second, strict=True)) / len(keys)
+    assert both == pytest.approx(0.01, abs=0.005)
+    assert 0.0 <= bucket("x", "s") < 1.0
+    assert all(assign_variant(k, "s", 0.0) == "champion" for k in keys[:100])
 
 
 def test_assignment_is_deterministic_and_respects_the_share():

@@ -172,7 +172,7 @@ def test_v2_one_input_per_feature(schema):
         (v2(tensor([[*ROW[:7], True]], [1, 8])), "inputs[0].data[0][7]: True is not a number"),
         (v2(tensor({"a": 1}, [1, 8])), "inputs[0].data: must be a list"),
         (v2(tensor([], [0, 8])), "empty batch"),
-        (v2(tensor(ROW, [1, 8], parameters={"binary_data_size": 32})), "binary tensor data is not supported"),
+        (v2(tensor(ROW, [1, 8], parameters={"binary_data_size": 32})), 'has both "data" and parameters'),
         (
             v2(*[tensor([NAMED[n]], [1], name=n) for n in FEATURES[:7]]),
             "missing input(s) for feature(s) Longitude",
