@@ -22,6 +22,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from integration.serving.serving_support import ROOT, Server, free_port, wait_ready
+from proctree import descendants
 
 IMAGE_ENV = "IMAGE_UNDER_TEST"  # set by `make image-check`: the image tag
 BUILDAH_ENV = "IMAGE_BUILDAH"  # set by `make image-check`: buildah with its storage flags
@@ -96,23 +97,6 @@ def read_only_binds(rootfs: Path, mounted: set[str]) -> list[str]:
 
     walk(PurePosixPath())
     return flags
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of `pid`, from /proc."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = [], [pid]
-    while frontier:
-        children = [child for child, parent in parents.items() if parent in frontier]
-        found += children
-        frontier = children
-    return found
 
 
 def process_uids(pid: int) -> list[int]:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from housing import report as rpt
 from housing.cli import app
+from markdown_tables import table_row
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = bytes.fromhex(  # a valid 1x1 PNG
@@ -124,14 +125,6 @@ def two_commit_repo(template_repo, tmp_path_factory) -> tuple[Path, str]:
     return repo, base
 
 
-def _table_row(markdown: str, first_cell: str) -> list[str]:
-    for line in markdown.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and cells[0] == first_cell:
-            return cells
-    raise AssertionError(f"no table row starting with {first_cell!r} in:\n{markdown}")
-
-
 def test_report_end_to_end_on_two_commits(two_commit_repo):
     repo, base = two_commit_repo
     result = CliRunner().invoke(
@@ -153,29 +146,29 @@ def test_report_end_to_end_on_two_commits(two_commit_repo):
     text = (repo / "out/report.md").read_text()
 
     # metrics diff against the base commit, with direction-aware verdicts
-    assert _table_row(text, "r2")[1:] == ["0.8500", "0.8700", "+0.0200 (+2.4%)", "🟢 better"]
-    assert _table_row(text, "mae")[1:] == ["0.2800", "0.3000", "+0.0200 (+7.1%)", "🔴 worse"]
-    assert _table_row(text, "bias")[4] == "🟢 better"  # |0.002| < |-0.004|
-    assert _table_row(text, "cost_usd_per_house")[1:4] == ["3,500", "3,400", "-100 (-2.9%)"]
-    assert _table_row(text, "n")[3:] == ["+0 (+0.0%)", "="]
+    assert table_row(text, "r2")[1:] == ["0.8500", "0.8700", "+0.0200 (+2.4%)", "🟢 better"]
+    assert table_row(text, "mae")[1:] == ["0.2800", "0.3000", "+0.0200 (+7.1%)", "🔴 worse"]
+    assert table_row(text, "bias")[4] == "🟢 better"  # |0.002| < |-0.004|
+    assert table_row(text, "cost_usd_per_house")[1:4] == ["3,500", "3,400", "-100 (-2.9%)"]
+    assert table_row(text, "n")[3:] == ["+0 (+0.0%)", "="]
     # params diff
-    assert _table_row(text, "`train.hgb.learning_rate`")[1:] == ["0.0500", "0.1000"]
+    assert table_row(text, "`train.hgb.learning_rate`")[1:] == ["0.0500", "0.1000"]
     # gates from params.yaml evaluate.gates
-    assert _table_row(text, "`evaluate.gates.r2_min`")[1:] == ["r2 >= 0.7500", "0.8700", "✅ pass"]
-    assert _table_row(text, "`evaluate.gates.mae_max`")[1:] == ["mae <= 0.4000", "0.3000", "✅ pass"]
+    assert table_row(text, "`evaluate.gates.r2_min`")[1:] == ["r2 >= 0.7500", "0.8700", "✅ pass"]
+    assert table_row(text, "`evaluate.gates.mae_max`")[1:] == ["mae <= 0.4000", "0.3000", "✅ pass"]
     assert "✅ gates passed" in text.splitlines()[0]
     # slices, drift (with the base's score), model size and latency
-    assert _table_row(text, "bay_area")[1:] == ["911", "0.3057", "0.8500"]
-    assert _table_row(text, "other")[1:] == ["10", "0.2000", "—"]
+    assert table_row(text, "bay_area")[1:] == ["911", "0.3057", "0.8500"]
+    assert table_row(text, "other")[1:] == ["10", "0.2000", "—"]
     assert "drift score: **0.500** (base `" in text
     assert "`: 0.250), threshold 0.300" in text
     assert "drifted features: `MedInc`, `Latitude`" in text
     assert "retrain recommended: **yes**" in text
     assert "artifact `drift-report` of [workflow run](https://github.com/o/r/actions/runs/1)" in text
-    assert _table_row(text, "Latitude")[-1] == "⚠️ drifted"
-    assert _table_row(text, "ONNX size (bytes)")[1:] == ["2,000,000", "2,500,000", "+500,000 (+25.0%)", ""]
+    assert table_row(text, "Latitude")[-1] == "⚠️ drifted"
+    assert table_row(text, "ONNX size (bytes)")[1:] == ["2,000,000", "2,500,000", "+500,000 (+25.0%)", ""]
     # latency depends on the runner: this run's value, never compared with the base
-    assert _table_row(text, "ONNX latency p50, 1 row (ms, this runner)")[1:] == ["—", "0.0213", "", ""]
+    assert table_row(text, "ONNX latency p50, 1 row (ms, this runner)")[1:] == ["—", "0.0213", "", ""]
     assert "Model version `sha-new`." in text
     # figures: relative to the report (out/), in the documented order, and the paths resolve
     images = [line for line in text.splitlines() if line.startswith("![")]
@@ -196,8 +189,8 @@ def test_report_when_the_base_has_no_metrics_yet(fresh_repo):
     text = (repo / "report.md").read_text()
     assert not data.base_has_metrics
     assert f"`{base}` has no metrics yet" in text
-    assert _table_row(text, "r2")[1:4] == ["—", "0.8700", "new"]
-    assert _table_row(text, "ONNX size (bytes)")[1:4] == ["—", "2,500,000", "new"]
+    assert table_row(text, "r2")[1:4] == ["—", "0.8700", "new"]
+    assert table_row(text, "ONNX size (bytes)")[1:4] == ["—", "2,500,000", "new"]
     assert "_No parameter differs from" in text
     # optional inputs absent: said in the report, not an error
     assert "Missing inputs: `reports/slices.json`, `reports/drift.json`" in text
@@ -209,7 +202,7 @@ def test_failed_gate_is_reported(fresh_repo):
     bad = {**NEW_METRICS, "test": {**NEW_METRICS["test"], "mae": 0.45}}
     _write_json(repo / "reports/metrics.json", bad)
     text = rpt.render_report(rpt.collect(repo, base, repo / "report.md"))
-    assert _table_row(text, "`evaluate.gates.mae_max`")[1:] == ["mae <= 0.4000", "0.4500", "❌ fail"]
+    assert table_row(text, "`evaluate.gates.mae_max`")[1:] == ["mae <= 0.4000", "0.4500", "❌ fail"]
     assert "**1 of 2 gate(s) failed.**" in text
     assert "❌ gates failed" in text.splitlines()[0]
 
@@ -352,9 +345,9 @@ def test_missed_gate_shows_this_runs_metrics_not_the_kept_ones(fresh_repo, tmp_p
     assert "❌ gates failed" in text.splitlines()[0]
     assert "## ❌ The pipeline failed at `evaluate`" in text
     assert "error: evaluate: quality gate(s) missed (mae_max: 0.4500 vs threshold 0.4)" in text
-    assert _table_row(text, "mae")[1:4] == ["0.2800", "0.4500", "+0.1700 (+60.7%)"]
-    assert _table_row(text, "`evaluate.gates.mae_max`")[1:] == ["mae <= 0.4000", "0.4500", "❌ fail"]
-    assert _table_row(text, "`evaluate.gates.r2_min`")[1:] == ["r2 >= 0.7500", "0.7000", "❌ fail"]
+    assert table_row(text, "mae")[1:4] == ["0.2800", "0.4500", "+0.1700 (+60.7%)"]
+    assert table_row(text, "`evaluate.gates.mae_max`")[1:] == ["mae <= 0.4000", "0.4500", "❌ fail"]
+    assert table_row(text, "`evaluate.gates.r2_min`")[1:] == ["r2 >= 0.7500", "0.7000", "❌ fail"]
     assert "Model version `sha-failed`." in text
 
 
@@ -374,7 +367,7 @@ def test_a_pipeline_that_stopped_before_evaluate_shows_no_metrics_as_its_own(fre
     assert "❌ pipeline failed at `validate`" in text.splitlines()[0]
     assert "It stopped before the evaluate stage: this change has no metrics." in text
     assert "Latitude: range rule '32.4 <= value <= 42.1' broken by 1 row(s)" in text
-    assert _table_row(text, "r2")[1:3] == ["0.8500", "—"]  # the kept metrics are not shown as this run's
+    assert table_row(text, "r2")[1:3] == ["0.8500", "—"]  # the kept metrics are not shown as this run's
     assert "_Not evaluated: the pipeline stopped before the evaluate stage._" in text
 
 

@@ -38,6 +38,8 @@ from standins.artifacts import ArtifactService  # noqa: E402
 from standins.github_api import GitHubApi  # noqa: E402
 from standins.tls import TlsFiles, issue_certificates  # noqa: E402
 
+from proctree import descendants  # noqa: E402
+
 ACT = ROOT / "build" / "tools" / "act" / "bin" / "act"
 STANDIN_NODE_MODULES = ROOT / "build" / "tools" / "act-standins" / "node_modules"
 STANDIN_SOURCES = HERE / "standins" / "actions"
@@ -201,26 +203,9 @@ class ActServices:
     toolcache: Path
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every live process below ``pid`` (act gives each step its own session, out of reach of killpg)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = [], [pid]
-    while frontier:
-        children = [child for child, parent in parents.items() if parent in frontier]
-        found += children
-        frontier = children
-    return found
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGINT act (it cancels its jobs), then SIGKILL whatever it started that is still there."""
-    tree = _descendants(process.pid)
+    tree = descendants(process.pid)
     process.send_signal(signal.SIGINT)
     try:
         process.wait(timeout=15)

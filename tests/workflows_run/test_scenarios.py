@@ -35,6 +35,8 @@ import pytest
 import yaml
 from act import ROOT
 
+from markdown_tables import table_row
+
 PYTHON_BIN = Path(sys.executable).parent
 DVC = str(PYTHON_BIN / "dvc")
 MARKER = "<!-- housing-model-report -->"
@@ -126,14 +128,6 @@ def team(tmp_path_factory) -> Team:
     return Team(tmp_path_factory.mktemp("team"))
 
 
-def _table_row(markdown: str, first_cell: str) -> list[str]:
-    for line in markdown.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and cells[0] == first_cell:
-            return cells
-    raise AssertionError(f"no table row starting with {first_cell!r} in:\n{markdown}")
-
-
 def _report_comments(api, number: int) -> list[dict[str, Any]]:
     return [c for c in api.comments_on(number) if c["body"].startswith(MARKER)]
 
@@ -178,10 +172,10 @@ def test_a_learning_rate_experiment_is_green_and_its_comment_holds_the_diff(
     (comment,) = _report_comments(api, pull["number"])
     body = comment["body"]
     assert "✅ gates passed" in body.splitlines()[1]
-    assert _table_row(body, "`train.hgb.learning_rate`")[1:] == ["0.0500", "0.1000"]
+    assert table_row(body, "`train.hgb.learning_rate`")[1:] == ["0.0500", "0.1000"]
     base_r2 = f"{team.main_metrics['test']['r2']:.4f}"
     new_r2 = f"{json.loads(team.experiment['reports/metrics.json'])['test']['r2']:.4f}"
-    assert _table_row(body, "r2")[1:3] == [base_r2, new_r2]
+    assert table_row(body, "r2")[1:3] == [base_r2, new_r2]
     assert "in the [workflow artifact](" in body  # plots linked inside GitHub, not published
     figures = run_act.services.artifacts.artifact("pr-figures").files()
     assert {"pred_vs_actual.png", "residuals.png", "feature_importance.png"} <= {
@@ -212,8 +206,8 @@ def test_a_change_that_misses_a_gate_is_red_and_its_comment_says_why(team, scena
     assert "❌ gates failed" in body.splitlines()[1]
     assert "## ❌ The pipeline failed at `evaluate`" in body
     assert "quality gate(s) missed" in body
-    assert _table_row(body, "`evaluate.gates.r2_min`")[3] == "❌ fail"
-    assert _table_row(body, "`train.hgb.max_iter`")[1:] == ["1,000", "3"]
+    assert table_row(body, "`evaluate.gates.r2_min`")[3] == "❌ fail"
+    assert table_row(body, "`train.hgb.max_iter`")[1:] == ["1,000", "3"]
     assert api.unexpected == []
 
 
