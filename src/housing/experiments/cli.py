@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from housing.strict import given, settings_option
+
 if TYPE_CHECKING:
     from housing.config import AbTestParams
 
@@ -175,9 +177,15 @@ def promote(
     typer.echo(result["rollout"])
 
 
+def _traffic(field: str, text: str) -> Any:
+    from housing.experiments.traffic import TrafficConfig
+
+    return settings_option(TrafficConfig, field, text)
+
+
 def simulate_traffic(
-    url: Annotated[str, typer.Option(help="Model server base URL.")] = "http://127.0.0.1:8080",
-    model: Annotated[str | None, typer.Option(help="Model name (default: the server's first).")] = None,
+    url: Annotated[str | None, _traffic("url", "Model server base URL.")] = None,
+    model: Annotated[str | None, _traffic("model", "Model name; unset: the server's first.")] = None,
     csv: Annotated[Path, typer.Option(help="Houses to replay (raw columns; target for feedback).")] = Path(
         "artifacts/test.csv"
     ),
@@ -185,13 +193,20 @@ def simulate_traffic(
     houses: Annotated[
         int | None, typer.Option(help="Houses to draw (default: one per request, at most the CSV's rows).")
     ] = None,
-    rate: Annotated[float, typer.Option(help="Requests started per second, at most.")] = 50.0,
-    requests: Annotated[int, typer.Option(help="Requests to send, at most.")] = 1000,
-    duration: Annotated[float, typer.Option(help="Seconds of traffic, at most.")] = 60.0,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight, at most.")] = 8,
-    feedback_share: Annotated[float, typer.Option(help="Share of requests that get ground truth.")] = 1.0,
-    feedback_delay: Annotated[float, typer.Option(help="Seconds before the ground truth is posted.")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Seeds the houses, their order and the feedback draw.")] = 7,
+    rate: Annotated[float | None, _traffic("rate", "Requests started per second, at most.")] = None,
+    requests: Annotated[int | None, _traffic("requests", "Requests to send, at most.")] = None,
+    duration: Annotated[float | None, _traffic("duration", "Seconds of traffic, at most.")] = None,
+    concurrency: Annotated[int | None, _traffic("concurrency", "Requests in flight, at most.")] = None,
+    feedback_share: Annotated[
+        float | None, _traffic("feedback_share", "Share of requests that get ground truth.")
+    ] = None,
+    feedback_delay: Annotated[
+        float | None, _traffic("feedback_delay", "Seconds before the ground truth is posted.")
+    ] = None,
+    seed: Annotated[
+        int | None, _traffic("seed", "Seeds the houses, their order and the feedback draw.")
+    ] = None,
+    timeout: Annotated[float | None, _traffic("timeout", "Seconds per HTTP request.")] = None,
     out_json: Annotated[Path | None, typer.Option(help="Write the summary JSON here.")] = None,
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
@@ -201,25 +216,17 @@ def simulate_traffic(
     from housing.config import DataParams, load_params
     from housing.experiments.traffic import TrafficConfig, format_summary, load_houses, run_traffic
 
-    config = TrafficConfig(
-        url=url.rstrip("/"),
-        model=model,
-        rate=rate,
-        requests=requests,
-        duration=duration,
-        concurrency=concurrency,
-        feedback_share=feedback_share,
-        feedback_delay=feedback_delay,
-        seed=seed,
-    )
+    config = TrafficConfig(**given(locals(), TrafficConfig))
     data_params = load_params(params).data if params.exists() else DataParams()
-    chosen = load_houses(csv, data_params, scenario=scenario, houses=houses, needed=requests, seed=seed)
+    chosen = load_houses(
+        csv, data_params, scenario=scenario, houses=houses, needed=config.requests, seed=config.seed
+    )
     summary = asyncio.run(run_traffic(config, chosen))
     typer.echo(format_summary(summary))
     if out_json is not None:
         from housing.artifact import atomic_write_json
 
-        atomic_write_json(out_json, summary)
+        atomic_write_json(out_json, summary.model_dump(mode="json"))
         typer.echo(f"summary -> {out_json}")
 
 
