@@ -11,7 +11,8 @@ from housing.artifact import load_verified, onnx_session
 from housing.config import AbTestParams, GuardrailParams
 from housing.errors import ConfigError
 from housing.experiments.abtest import analyze, make_plan
-from housing.experiments.loop import MARKER, LoopConfig, prepare_workdir, split_data
+from housing.experiments.loop import LoopConfig
+from housing.experiments.loop_steps import MARKER, prepare_workdir, split_data
 from housing.serving.router import assign_variant
 from housing.simulate import COASTAL_BOOM_FACTOR, degrees_from_coast, scenario_window
 
@@ -21,15 +22,21 @@ TARGET = "MedHouseVal"
 @pytest.mark.parametrize(
     ("overrides", "flag"),
     [
-        ({"drift_houses": 10}, r"--drift-houses=10: must be at least 100"),
-        ({"challenger_share": 1.0}, r"--challenger-share=1.0: must be in \(0, 1\)"),
-        ({"feedback_share": 0.0}, r"--feedback-share=0.0: must be in \(0, 1\]"),
-        ({"production_share": 0.95}, r"--production-share=0.95: must be in \[0.05, 0.8\]"),
-        ({"max_iter": 0}, "--max-iter=0: must be at least 1"),
+        ({"drift_houses": 10}, r"drift_houses=10 is out of range: must be >= 100 \(--drift-houses\)"),
+        (
+            {"challenger_share": 1.0},
+            r"challenger_share=1.0 is out of range: must be < 1.0 \(--challenger-share\)",
+        ),
+        ({"feedback_share": 0.0}, r"feedback_share=0.0 is out of range: must be > 0.0 \(--feedback-share\)"),
+        (
+            {"production_share": 0.95},
+            r"production_share=0.95 is out of range: must be <= 0.8 \(--production-share\)",
+        ),
+        ({"max_iter": 0}, r"max_iter=0 is out of range: must be >= 1 \(--max-iter\)"),
     ],
 )
 def test_bad_loop_settings_name_the_flag(overrides, flag):
-    with pytest.raises(ConfigError, match=f"loop: {flag}"):
+    with pytest.raises(ConfigError, match=f"loop setting {flag}"):
         LoopConfig(**overrides)
 
 
@@ -51,12 +58,11 @@ def test_workdir_is_rebuilt_only_when_the_loop_made_it(tmp_path, monkeypatch):
 
 
 def test_split_keeps_production_houses_out_of_training(tmp_path, params):
-    config = LoopConfig(production_share=0.4)
-    result = split_data(params, config, tmp_path)
-    rows = result["rows"]
+    result = split_data(params, LoopConfig(production_share=0.4).production_share, tmp_path)
+    rows = result.rows
     assert rows["train"] + rows["drift_pool"] + rows["ab_pool"] == 20_640
     assert rows["drift_pool"] == rows["ab_pool"] == 4128
-    frames = {name: pd.read_csv(path) for name, path in result["paths"].items()}
+    frames = {name: pd.read_csv(path) for name, path in result.paths.items()}
     keys = {name: set(map(tuple, frame.to_numpy().round(6))) for name, frame in frames.items()}
     assert not keys["train"] & keys["drift_pool"]
     assert not keys["train"] & keys["ab_pool"]
@@ -130,7 +136,7 @@ def test_identical_real_models_split_by_the_routing_hash_say_no_difference(model
     for repetition in range(200):
         order = rng.permutation(len(y_test))
         result = analyze(_records(houses, predictions, y_test, f"exp-{repetition}", order), params, plan)
-        verdicts.append(result["verdict"])
+        verdicts.append(result.verdict)
     assert "collecting" not in verdicts
     share = verdicts.count("no_difference") / len(verdicts)
     assert share >= 0.95, verdicts
