@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
@@ -38,7 +39,7 @@ class ServerStartError(HousingError):
 class VariantScores(Strict):
     """A variant's rolling scores on fed-back predictions, as the server's /metrics reports them."""
 
-    mae: float | None = None
+    mae: float | None = None  # None: no feedback yet (the server exports NaN)
     r2: float | None = None
     feedback: float | None = None  # fed-back predictions counted
 
@@ -119,12 +120,13 @@ class ServerProcess:
 
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:  # noqa: S310  # nosec B310
             text = response.read().decode()
-        values: dict[Variant, dict[str, float]] = {}
+        values: dict[Variant, dict[str, float | None]] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name in _GAUGES:
                     variant = Variant(sample.labels["variant"])
-                    values.setdefault(variant, {})[_GAUGES[sample.name]] = float(sample.value)
+                    value = None if math.isnan(sample.value) else float(sample.value)
+                    values.setdefault(variant, {})[_GAUGES[sample.name]] = value
         return {variant: VariantScores(**scores) for variant, scores in values.items()}
 
     def stop(self, timeout: float = 30.0) -> int | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from housing.experiments.loop_steps import (
@@ -21,7 +20,7 @@ from housing.variants import Variant
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def _mae(scores: VariantScores | None) -> str:

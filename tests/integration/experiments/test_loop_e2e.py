@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from housing.experiments.loop import LoopConfig, run_loop
+from housing.experiments.loop import LoopConfig, LoopSummary, run_loop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -84,3 +84,5 @@ def test_shortened_loop_promotes_the_retrained_challenger_on_a_significant_verdi
     assert os.environ.get("MLFLOW_TRACKING_URI") == uri_before
     assert digests() == before
     assert "[10/10] promotion" in transcript
+    # The summary file is the typed summary, read back whole.
+    assert LoopSummary.model_validate_json((tmp_path / "loop" / "loop_summary.json").read_text()) == summary
