@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -307,37 +307,17 @@ def _guardrails(
     if "error_rate" in enabled:
         n_ref = len(arms[CHAMPION].served | arms[CHAMPION].shadow) + champ.server_errors
         n_new = len(arms[CHALLENGER].served | arms[CHALLENGER].shadow) + chal.server_errors
-        test = stats.two_proportion_worse(
-            champ.server_errors, n_ref, chal.server_errors, n_new, rails.error_rate_margin
-        )
+        counts = (champ.server_errors, n_ref, chal.server_errors, n_new)
         out.append(
-            Guardrail(
-                name="error_rate",
-                champion=champ.error_rate,
-                challenger=chal.error_rate,
-                test=f"one-sided two-proportion z (margin {rails.error_rate_margin:g})",
-                p_value=test.p_value,
-                alpha=alpha,
-                passed=test.p_value >= alpha,
+            _proportion_rail(
+                "error_rate", champ.error_rate, chal.error_rate, counts, rails.error_rate_margin, alpha
             )
         )
     if "ppe10" in enabled:
         a, b = obs[CHAMPION], obs[CHALLENGER]
         # PPE10 worse = share of predictions *outside* +-10% larger.
-        test = stats.two_proportion_worse(
-            int((~a.within).sum()), len(a), int((~b.within).sum()), len(b), rails.ppe10_margin
-        )
-        out.append(
-            Guardrail(
-                name="ppe10",
-                champion=champ.ppe10,
-                challenger=chal.ppe10,
-                test=f"one-sided two-proportion z (margin {rails.ppe10_margin:g})",
-                p_value=test.p_value,
-                alpha=alpha,
-                passed=test.p_value >= alpha,
-            )
-        )
+        counts = (int((~a.within).sum()), len(a), int((~b.within).sum()), len(b))
+        out.append(_proportion_rail("ppe10", champ.ppe10, chal.ppe10, counts, rails.ppe10_margin, alpha))
     if "latency_p95" in enabled:
         a_lat = np.array(list(arms[CHAMPION].latency.values()), dtype=np.float64)
         b_lat = np.array(list(arms[CHALLENGER].latency.values()), dtype=np.float64)
@@ -359,6 +339,28 @@ def _guardrails(
                 Guardrail(**latency, ratio_lower_bound=bound, passed=lower <= 1 + rails.latency_p95_tolerance)
             )
     return out
+
+
+def _proportion_rail(
+    name: Literal["error_rate", "ppe10"],
+    champion: float | None,
+    challenger: float | None,
+    counts: tuple[int, int, int, int],
+    margin: float,
+    alpha: float,
+) -> Guardrail:
+    """One-sided two-proportion test that the challenger's share of bad outcomes is larger (by ``margin``);
+    ``counts``: (bad, total) of the champion, then of the challenger."""
+    test = stats.two_proportion_worse(*counts, margin)
+    return Guardrail(
+        name=name,
+        champion=champion,
+        challenger=challenger,
+        test=f"one-sided two-proportion z (margin {margin:g})",
+        p_value=test.p_value,
+        alpha=alpha,
+        passed=test.p_value >= alpha,
+    )
 
 
 # --- the verdict ----------------------------------------------------------------------------------------

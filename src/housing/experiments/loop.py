@@ -170,7 +170,7 @@ def _run_steps(
     from housing.frames import read_csv
     from housing.logwindow import frame_from_log
 
-    traffic = config.traffic()
+    replayer = steps.Replayer(params, config.traffic(), config.server_start_timeout)
     clock.begin(1, "data: training rows and future production traffic")
     data = results["data"] = steps.split_data(params, config.production_share, dirs.data)
     clock.lines(text.data(data))
@@ -184,33 +184,15 @@ def _run_steps(
     clock.lines(text.champion(champion, uri))
 
     clock.begin(3, f"serve the champion; baseline then drifted traffic ({config.scenario})")
-    phase1_log = dirs.logs / "phase1"
+    houses = (config.baseline_houses, config.drift_houses)
     phase1 = results["phase1"] = steps.replay_to_champion(
-        dirs.champion,
-        phase1_log,
-        dirs.root / "server-phase1.log",
-        data,
-        params,
-        traffic,
-        scenario=config.scenario,
-        baseline_houses=config.baseline_houses,
-        drift_houses=config.drift_houses,
-        seed=config.seed,
-        start_timeout=config.server_start_timeout,
+        replayer, dirs, data, config.scenario, houses, config.seed
     )
     clock.lines(text.champion_traffic(phase1, champion))
 
     clock.begin(4, "drift check on the window built from the inference log")
-    window = frame_from_log(phase1_log, params.data)
-    drift = results["drift"] = steps.check_drift(
-        window,
-        data.paths["reference"],
-        phase1_log,
-        params,
-        dirs.reports / "drift.json",
-        phase1,
-        champion.holdout_mae,
-    )
+    window = frame_from_log(dirs.phase1_log, params.data)
+    drift = results["drift"] = steps.check_drift(window, data, dirs, params, phase1, champion.holdout_mae)
     clock.lines(text.drift(drift))
     if not drift.retrain_recommended:
         return "stopped: no drift"
@@ -231,7 +213,7 @@ def _run_steps(
     clock.begin(7, "plan the A/B test from the pilot (the champion's labelled drifted traffic)")
     ab_params = config.ab_params(params)
     plan = results["plan"] = steps.plan_ab_test(
-        phase1_log,
+        dirs.phase1_log,
         ab_params,
         mde=config.mde,
         feedback_share=config.feedback_share,
@@ -242,24 +224,13 @@ def _run_steps(
 
     share = config.challenger_share
     clock.begin(8, f"serve both (split {1 - share:.0%}/{share:.0%}); traffic")
-    phase2_log = dirs.logs / "phase2"
-    results["phase2"] = phase2 = steps.replay_to_both(
-        dirs,
-        phase2_log,
-        dirs.root / "server-phase2.log",
-        data,
-        params,
-        traffic,
-        scenario=config.scenario,
-        challenger_share=share,
-        requests=plan.requests_planned,
-        seed=config.seed,
-        start_timeout=config.server_start_timeout,
+    phase2 = results["phase2"] = steps.replay_to_both(
+        replayer, dirs, data, config.scenario, share, plan.requests_planned, config.seed
     )
     clock.lines(text.ab_traffic(phase2))
 
     clock.begin(9, "A/B analysis")
-    verdict = steps.analyze_ab_test(phase2_log, ab_params, plan.plan, dirs.reports)
+    verdict = steps.analyze_ab_test(dirs.phase2_log, ab_params, plan.plan, dirs.reports)
     results["abtest"] = steps.AbOutcome.of(verdict)
     clock.lines(text.verdict(verdict, dirs.reports))
 

@@ -17,6 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,16 @@ class LoopDirs(Strict):
     logs: Path
     reports: Path
     mlartifacts: Path
+
+    @property
+    def phase1_log(self) -> Path:
+        """The inference log of the champion's traffic (step 3): the drift window and the A/B pilot."""
+        return self.logs / "phase1"
+
+    @property
+    def phase2_log(self) -> Path:
+        """The inference log of the A/B traffic (step 8)."""
+        return self.logs / "phase2"
 
     @classmethod
     def create(cls, workdir: Path) -> LoopDirs:
@@ -215,39 +226,37 @@ def retraining_frame(train: pd.DataFrame, window: pd.DataFrame, params: Params) 
 # --- steps 3, 8: traffic against a real server ------------------------------------------------------------
 
 
-def send_traffic(
-    server: ServerProcess,
-    csv: Path,
-    params: Params,
-    traffic: TrafficConfig,
-    scenario: str,
-    houses: int,
-    seed: int,
-) -> TrafficSummary:
-    """``housing simulate traffic``'s functions: ``houses`` houses of ``csv`` (shifted by ``scenario``), one
-    per request, with delayed feedback. Every request must succeed."""
-    import asyncio
+@dataclass(frozen=True)
+class Replayer:
+    """What steps 3 and 8 share: a real ``housing serve`` process, and houses replayed to it with
+    ``housing simulate traffic``'s functions (one house per request, delayed feedback)."""
 
-    from housing.experiments.traffic import load_houses, run_traffic
+    params: Params
+    traffic: TrafficConfig  # rate, concurrency, feedback; each replay sets the URL, request count and seed
+    start_timeout: float
 
-    chosen = load_houses(csv, params.data, scenario=scenario, houses=houses, needed=houses, seed=seed)
-    config = TrafficConfig(
-        **traffic.model_dump()
-        | {
-            "url": server.url,
-            "requests": len(chosen),
-            "duration": max(60.0, 3 * len(chosen) / traffic.rate),
-            "seed": seed,
-        }
-    )
-    summary = asyncio.run(run_traffic(config, chosen))
-    failed = summary.requests_sent - summary.ok
-    if failed:
-        raise LoopError(
-            f"traffic to {server.url}: {failed} of {summary.requests_sent} requests failed "
-            f"(HTTP {summary.failed}, {summary.transport_errors} transport errors)"
+    def serve(self, output: Path, log_dir: Path, *args: str) -> ServerProcess:
+        return start_server(output, *args, log_dir=log_dir, timeout=self.start_timeout)
+
+    def send(self, server: ServerProcess, csv: Path, scenario: str, houses: int, seed: int) -> TrafficSummary:
+        """``houses`` houses of ``csv`` shifted by ``scenario``; every request must succeed."""
+        import asyncio
+
+        from housing.experiments.traffic import load_houses, run_traffic
+
+        chosen = load_houses(
+            csv, self.params.data, scenario=scenario, houses=houses, needed=houses, seed=seed
         )
-    return summary
+        duration = max(60.0, 3 * len(chosen) / self.traffic.rate)
+        update = {"url": server.url, "requests": len(chosen), "duration": duration, "seed": seed}
+        summary = asyncio.run(run_traffic(TrafficConfig(**self.traffic.model_dump() | update), chosen))
+        failed = summary.requests_sent - summary.ok
+        if failed:
+            raise LoopError(
+                f"traffic to {server.url}: {failed} of {summary.requests_sent} requests failed "
+                f"(HTTP {summary.failed}, {summary.transport_errors} transport errors)"
+            )
+        return summary
 
 
 class ChampionTraffic(Strict):
@@ -261,30 +270,18 @@ class ChampionTraffic(Strict):
 
 
 def replay_to_champion(
-    champion_dir: Path,
-    log_dir: Path,
-    output: Path,
-    data: LoopData,
-    params: Params,
-    traffic: TrafficConfig,
-    *,
-    scenario: str,
-    baseline_houses: int,
-    drift_houses: int,
-    seed: int,
-    start_timeout: float,
+    replayer: Replayer, dirs: LoopDirs, data: LoopData, scenario: str, houses: tuple[int, int], seed: int
 ) -> ChampionTraffic:
-    """Serve the champion; send ``baseline_houses`` un-shifted then ``drift_houses`` shifted houses of the
-    drift pool (seeds ``seed`` and ``seed + 1``)."""
+    """Serve the champion (log: ``dirs.phase1_log``); send ``houses[0]`` un-shifted then ``houses[1]`` shifted
+    houses of the drift pool (seeds ``seed`` and ``seed + 1``)."""
     pool = data.paths["drift_pool"]
-    with start_server(
-        output, "--model-dir", str(champion_dir), log_dir=log_dir, timeout=start_timeout
-    ) as server:
+    output = dirs.root / "server-phase1.log"
+    with replayer.serve(output, dirs.phase1_log, "--model-dir", str(dirs.champion)) as server:
         baseline = baseline_scores = None
-        if baseline_houses:
-            baseline = send_traffic(server, pool, params, traffic, "none", baseline_houses, seed)
+        if houses[0]:
+            baseline = replayer.send(server, pool, "none", houses[0], seed)
             baseline_scores = server.gauges().get(Variant.CHAMPION, VariantScores())
-        drifted = send_traffic(server, pool, params, traffic, scenario, drift_houses, seed + 1)
+        drifted = replayer.send(server, pool, scenario, houses[1], seed + 1)
         drifted_scores = server.gauges().get(Variant.CHAMPION, VariantScores())
     return ChampionTraffic(
         url=server.url,
@@ -303,27 +300,22 @@ class AbTraffic(Strict):
 
 
 def replay_to_both(
+    replayer: Replayer,
     dirs: LoopDirs,
-    log_dir: Path,
-    output: Path,
     data: LoopData,
-    params: Params,
-    traffic: TrafficConfig,
-    *,
     scenario: str,
     challenger_share: float,
     requests: int,
     seed: int,
-    start_timeout: float,
 ) -> AbTraffic:
-    """Serve champion and challenger split by routing key (salt ``loop-<seed>``); send ``requests`` new
-    houses of the A/B pool, shifted by ``scenario`` (seed ``seed + 2``)."""
+    """Serve champion and challenger split by routing key, salt ``loop-<seed>`` (log: ``dirs.phase2_log``);
+    send ``requests`` new houses of the A/B pool shifted by ``scenario`` (seed ``seed + 2``)."""
     ab_args = [
         *("--model-dir", str(dirs.champion), "--challenger-model-dir", str(dirs.challenger)),
         *("--ab-mode", "split", "--challenger-share", str(challenger_share), "--ab-salt", f"loop-{seed}"),
     ]
-    with start_server(output, *ab_args, log_dir=log_dir, timeout=start_timeout) as server:
-        summary = send_traffic(server, data.paths["ab_pool"], params, traffic, scenario, requests, seed + 2)
+    with replayer.serve(dirs.root / "server-phase2.log", dirs.phase2_log, *ab_args) as server:
+        summary = replayer.send(server, data.paths["ab_pool"], scenario, requests, seed + 2)
         gauges = server.gauges()
     return AbTraffic(traffic=summary, gauges=gauges)
 
@@ -347,26 +339,24 @@ class DriftCheck(Strict):
 
 def check_drift(
     window: pd.DataFrame,
-    reference_csv: Path,
-    log_dir: Path,
+    data: LoopData,
+    dirs: LoopDirs,
     params: Params,
-    out: Path,
     phase1: ChampionTraffic,
     holdout_mae: float,
 ) -> DriftCheck:
     """``detect_drift`` (params' ``drift:``) of the logged window against the reference sample; the drift
-    report goes to ``out``."""
+    report goes to ``reports/drift.json``. Without baseline traffic, "before" is the holdout MAE."""
     from housing.artifact import atomic_write_json
     from housing.frames import read_csv
     from housing.stages.drift import detect_drift
 
     features = list(params.data.features)
-    reference = read_csv(reference_csv, features)
-    result = detect_drift(
-        reference, window, params.drift, features, sources=(str(reference_csv), str(log_dir))
-    )
+    reference_csv = data.paths["reference"]
+    sources = (str(reference_csv), str(dirs.phase1_log))
+    result = detect_drift(read_csv(reference_csv, features), window, params.drift, features, sources=sources)
     report = DriftReport.model_validate(result.to_dict(None))
-    atomic_write_json(out, report.model_dump(mode="json"))
+    atomic_write_json(dirs.reports / "drift.json", report.model_dump(mode="json"))
     before = phase1.baseline_gauges.mae if phase1.baseline_gauges else None
     before = holdout_mae if before is None else before
     after = phase1.drift_gauges.mae
