@@ -3,7 +3,8 @@
 Input: inference-log records (docs/serving.md; ``prediction``, ``feedback`` and ``error`` kinds). Predictions
 are joined with ground-truth feedback on (request_id, instance). One primary decision metric, the difference
 of mean absolute errors (challenger minus champion), decides; guardrails (server error rate, PPE10, latency
-p95) can only veto a promotion. Method and defaults: docs/abtest.md.
+p95) can only veto a promotion. The result is an :class:`~housing.experiments.verdict.AbVerdict`. Method and
+defaults: docs/abtest.md.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ __all__ = [
     "make_plan",
 ]
 
-CHAMPION, CHALLENGER = Variant.CHAMPION, Variant.CHALLENGER
 Key = tuple[str, int]  # (request_id, instance)
 
 
@@ -303,10 +303,10 @@ def _guardrails(
         return []
     alpha = (rails.alpha if rails.alpha is not None else params.alpha) / len(enabled)
     out: list[Guardrail] = []
-    champ, chal = summaries[CHAMPION], summaries[CHALLENGER]
+    champ, chal = summaries[Variant.CHAMPION], summaries[Variant.CHALLENGER]
     if "error_rate" in enabled:
-        n_ref = len(arms[CHAMPION].served | arms[CHAMPION].shadow) + champ.server_errors
-        n_new = len(arms[CHALLENGER].served | arms[CHALLENGER].shadow) + chal.server_errors
+        n_ref = len(arms[Variant.CHAMPION].served | arms[Variant.CHAMPION].shadow) + champ.server_errors
+        n_new = len(arms[Variant.CHALLENGER].served | arms[Variant.CHALLENGER].shadow) + chal.server_errors
         counts = (champ.server_errors, n_ref, chal.server_errors, n_new)
         out.append(
             _proportion_rail(
@@ -314,13 +314,13 @@ def _guardrails(
             )
         )
     if "ppe10" in enabled:
-        a, b = obs[CHAMPION], obs[CHALLENGER]
+        a, b = obs[Variant.CHAMPION], obs[Variant.CHALLENGER]
         # PPE10 worse = share of predictions *outside* +-10% larger.
         counts = (int((~a.within).sum()), len(a), int((~b.within).sum()), len(b))
         out.append(_proportion_rail("ppe10", champ.ppe10, chal.ppe10, counts, rails.ppe10_margin, alpha))
     if "latency_p95" in enabled:
-        a_lat = np.array(list(arms[CHAMPION].latency.values()), dtype=np.float64)
-        b_lat = np.array(list(arms[CHALLENGER].latency.values()), dtype=np.float64)
+        a_lat = np.array(list(arms[Variant.CHAMPION].latency.values()), dtype=np.float64)
+        b_lat = np.array(list(arms[Variant.CHALLENGER].latency.values()), dtype=np.float64)
         latency = {
             "name": "latency_p95",
             "champion": champ.latency_p95_ms,
@@ -382,8 +382,8 @@ def analyze(
     arms, tolerance = joined.arms, params.ppe_tolerance
     all_obs = {v: _observations(arms[v], joined.actuals, tolerance) for v in Variant}
     paired_keys = sorted(
-        set(all_obs[CHAMPION].keys) & set(all_obs[CHALLENGER].keys),
-        key=lambda k: arms[CHAMPION].predictions[k][0],
+        set(all_obs[Variant.CHAMPION].keys) & set(all_obs[Variant.CHALLENGER].keys),
+        key=lambda k: arms[Variant.CHAMPION].predictions[k][0],
     )
     paired = params.design == "paired" or (params.design == "auto" and len(paired_keys) >= params.min_n)
     if paired:
@@ -393,7 +393,7 @@ def analyze(
         if params.method == "fixed_horizon"
         else math.ceil(plan.n_per_arm * params.msprt_max_n_factor)
     )
-    n_have = min(len(all_obs[CHAMPION]), len(all_obs[CHALLENGER]))
+    n_have = min(len(all_obs[Variant.CHAMPION]), len(all_obs[Variant.CHALLENGER]))
     # Fixed horizon: analyse exactly the first N per arm, so re-running later cannot change the verdict.
     analysed = all_obs
     if params.method == "fixed_horizon" and n_have >= horizon:
@@ -411,7 +411,7 @@ def analyze(
     # Peeking guard: with a fixed horizon the primary test is not even computed before the horizon. Guardrails
     # are safety checks and may be watched at any time (extra looks only make them stricter).
     if enough_for_tests and (params.method == "msprt" or n_have >= horizon):
-        primary = _primary(analysed[CHAMPION], analysed[CHALLENGER], paired, params, plan)
+        primary = _primary(analysed[Variant.CHAMPION], analysed[Variant.CHALLENGER], paired, params, plan)
     if enough_for_tests:
         guardrails = _guardrails(arms, analysed, summaries, params)
 
@@ -457,13 +457,13 @@ def analyze(
         design="paired" if paired else "unpaired",
         plan=PlanAtHorizon(**plan.model_dump(), horizon_per_arm=horizon, summary=plan.describe()),
         progress=Progress(
-            n_champion=len(all_obs[CHAMPION]),
-            n_challenger=len(all_obs[CHALLENGER]),
+            n_champion=len(all_obs[Variant.CHAMPION]),
+            n_challenger=len(all_obs[Variant.CHALLENGER]),
             n_pairs=len(paired_keys),
             required_per_arm=horizon,
             share=_round(min(1.0, n_have / horizon), 4),
         ),
-        variants=Arms(champion=summaries[CHAMPION], challenger=summaries[CHALLENGER]),
+        variants=Arms(champion=summaries[Variant.CHAMPION], challenger=summaries[Variant.CHALLENGER]),
         primary=primary,
         guardrails=guardrails,
         sample_ratio=srm,
@@ -495,7 +495,9 @@ def _sample_ratio(arms: dict[Variant, _Arm], params: AbTestParams, warnings: lis
     if params.expected_challenger_share is None:
         return None
     served = {v.value: len(arms[v].served) for v in Variant}
-    p_srm = stats.sample_ratio_p_value(served[CHAMPION], served[CHALLENGER], params.expected_challenger_share)
+    p_srm = stats.sample_ratio_p_value(
+        served[Variant.CHAMPION], served[Variant.CHALLENGER], params.expected_challenger_share
+    )
     if p_srm < params.srm_alpha:
         warnings.append(
             f"sample ratio mismatch: served {served} vs expected challenger share "
@@ -522,7 +524,9 @@ def analyze_log(path: Path, params: AbTestParams, plan: Plan | None = None) -> A
         raise AbTestError(f"{path}: a record does not follow the inference-log contract ({exc!r})") from None
 
 
-def estimate_planning_inputs(path: Path, params: AbTestParams, variant: Variant = CHAMPION) -> PilotEstimate:
+def estimate_planning_inputs(
+    path: Path, params: AbTestParams, variant: Variant = Variant.CHAMPION
+) -> PilotEstimate:
     """MAE and sd of absolute errors of one variant in a (pilot) log, to plan the next experiment."""
     from housing.inference_log import iter_records
 

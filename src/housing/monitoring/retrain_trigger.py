@@ -6,7 +6,8 @@ alert group not seen within the de-duplication TTL, the trigger sends a GitHub `
 (event type ``retrain``) whose ``client_payload`` carries the alert details; the retrain workflow listens for
 it. Resolved notifications and repeats are acknowledged without dispatching.
 
-Stdlib only (``http.server``): it runs from the serving image next to the model.
+No web framework (``http.server``): it runs from the serving image next to the model, whose pydantic and
+pydantic-settings read :class:`TriggerSettings`.
 """
 
 from __future__ import annotations
