@@ -38,7 +38,8 @@ POOLS = ("train", "reference", "drift_pool", "ab_pool")
 
 
 class LoopError(HousingError):
-    """A loop step could not run (a server did not start, traffic failed, a step's output is missing)."""
+    """A loop step could not go on: its traffic to a model server failed (a server that does not start is a
+    :class:`~housing.server_process.ServerStartError`)."""
 
 
 # --- the work dir -----------------------------------------------------------------------------------------
