@@ -17,6 +17,7 @@ import typer
 
 from housing.config import DEFAULT_PARAMS_PATH, Params, load_params
 from housing.errors import HousingError
+from housing.variants import Variant
 
 app = typer.Typer(
     help="housing-mlops: California house values from data to a served model.",
@@ -172,7 +173,7 @@ def promote(
 
 @app.command("fetch-model")
 def fetch_model(
-    alias: Annotated[str, typer.Option(help="Registry alias: champion or challenger.")] = "champion",
+    alias: Annotated[Variant, typer.Option(help="Registry alias.")] = Variant.CHAMPION,
     out: Annotated[
         Path, typer.Option(help="Model directory to (re)write: model.onnx + metadata.json.")
     ] = Path("models-registry"),

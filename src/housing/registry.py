@@ -22,7 +22,6 @@ from housing.results import RegisterResult
 from housing.variants import Variant
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-CHAMPION, CHALLENGER = Variant.CHAMPION.value, Variant.CHALLENGER.value
 TAG_PREVIOUS = "champion.previous"
 TAG_PROMOTED_AT = "champion.promoted_at"
 TAG_ROLLED_BACK_AT = "champion.rolled_back_at"
@@ -91,7 +90,7 @@ def pip_requirements(*packages: str) -> list[str]:
 def register_model(
     model_dir: Path,
     cfg: RegisterParams,
-    alias: str | None = CHALLENGER,
+    alias: Variant | None = Variant.CHALLENGER,
     *,
     signature: Any = None,
     log_extras: Callable[[Any], None] | None = None,
@@ -186,14 +185,14 @@ def version_by_model_version(cfg: RegisterParams, model_version: str) -> str:
     return str(found.version)
 
 
-def alias_version(cfg: RegisterParams, alias: str) -> str | None:
+def alias_version(cfg: RegisterParams, alias: Variant) -> str | None:
     """The version number ``alias`` points at, or None."""
     mlflow, _ = _configure()
     found = _version_by_alias(mlflow.MlflowClient(), cfg.model_name, alias)
     return None if found is None else str(found.version)
 
 
-def fetch_model(cfg: RegisterParams, alias: str, out_dir: Path) -> dict[str, Any]:
+def fetch_model(cfg: RegisterParams, alias: Variant, out_dir: Path) -> dict[str, Any]:
     """Materialise the version ``alias`` points at as a model directory the server loads (model.onnx +
     metadata.json), verified against the metadata's sha256. ``out_dir`` is replaced only on success."""
     import shutil
@@ -257,12 +256,12 @@ def promote(cfg: RegisterParams, version: str | None = None, force: bool = False
     mlflow, _ = _configure()
     client = mlflow.MlflowClient()
     if version is None:
-        candidate = _version_by_alias(client, cfg.model_name, CHALLENGER)
+        candidate = _version_by_alias(client, cfg.model_name, Variant.CHALLENGER)
         if candidate is None:
-            raise RegistryError(f"registry: model {cfg.model_name!r} has no @{CHALLENGER} to promote")
+            raise RegistryError(f"registry: model {cfg.model_name!r} has no @{Variant.CHALLENGER} to promote")
     else:
         candidate = client.get_model_version(cfg.model_name, version)
-    champion = _version_by_alias(client, cfg.model_name, CHAMPION)
+    champion = _version_by_alias(client, cfg.model_name, Variant.CHAMPION)
     rule = cfg.promote
     decision: dict[str, Any] = {
         "model_name": cfg.model_name,
@@ -273,7 +272,7 @@ def promote(cfg: RegisterParams, version: str | None = None, force: bool = False
         return {
             **decision,
             "promoted": False,
-            "reason": f"version {candidate.version} is already @{CHAMPION}",
+            "reason": f"version {candidate.version} is already @{Variant.CHAMPION}",
         }
     if champion is not None and not force:
         if rule.require_same_holdout and candidate.tags.get("holdout_sha256") != champion.tags.get(
@@ -299,7 +298,7 @@ def promote(cfg: RegisterParams, version: str | None = None, force: bool = False
     previous = str(champion.version) if champion else None
     client.set_model_version_tag(cfg.model_name, candidate.version, TAG_PREVIOUS, previous or "")
     client.set_model_version_tag(cfg.model_name, candidate.version, TAG_PROMOTED_AT, now)
-    client.set_registered_model_alias(cfg.model_name, CHAMPION, candidate.version)
+    client.set_registered_model_alias(cfg.model_name, Variant.CHAMPION, candidate.version)
     return {**decision, "promoted": True, "champion": str(candidate.version), "previous": previous}
 
 
@@ -307,16 +306,17 @@ def rollback(cfg: RegisterParams) -> dict[str, Any]:
     """Point @champion back at the version it replaced."""
     mlflow, _ = _configure()
     client = mlflow.MlflowClient()
-    champion = _version_by_alias(client, cfg.model_name, CHAMPION)
+    champion = _version_by_alias(client, cfg.model_name, Variant.CHAMPION)
     if champion is None:
-        raise RegistryError(f"rollback: model {cfg.model_name!r} has no @{CHAMPION}")
+        raise RegistryError(f"rollback: model {cfg.model_name!r} has no @{Variant.CHAMPION}")
     previous = champion.tags.get(TAG_PREVIOUS, "")
     if not previous:
         raise RegistryError(
-            f"rollback: @{CHAMPION} (version {champion.version}) has no previous champion to roll back to"
+            f"rollback: @{Variant.CHAMPION} (version {champion.version}) has no previous champion to roll "
+            "back to"
         )
     client.set_model_version_tag(
         cfg.model_name, champion.version, TAG_ROLLED_BACK_AT, datetime.now(UTC).isoformat(timespec="seconds")
     )
-    client.set_registered_model_alias(cfg.model_name, CHAMPION, previous)
+    client.set_registered_model_alias(cfg.model_name, Variant.CHAMPION, previous)
     return {"model_name": cfg.model_name, "champion": previous, "rolled_back_from": str(champion.version)}

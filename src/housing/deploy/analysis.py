@@ -13,29 +13,42 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import Field
 
 from housing.deploy.isvc import CanaryError
+from housing.errors import HousingError
 from housing.monitoring import httpjson
+from housing.strict import OneLineErrors, Strict
 
 REVISION_LABEL = "revision"
 _LABEL_VALUE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-_DURATION = re.compile(r"^\d+(ms|s|m|h)$")
+PROMETHEUS_DURATION = re.compile(r"^\d+(ms|s|m|h)$")
 
 
 class AnalysisError(CanaryError):
     """Prometheus could not be queried (network, HTTP error, bad query)."""
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    max_error_rate: float = 0.01
-    error_rate_margin: float = 0.005
-    max_p95_latency_s: float = 0.100
-    latency_ratio: float = 1.5
-    max_mae: float = 0.40
-    mae_ratio: float = 1.10
-    min_requests: float = 20.0
+class Thresholds(OneLineErrors, Strict):
+    """The canary's limits (``housing canary`` flags of the same names). A ratio below 1 would roll back a
+    canary exactly as good as a degraded stable revision, which the judgement promises not to do."""
+
+    setting_name: ClassVar[str] = "canary"
+    setting_error: ClassVar[type[HousingError]] = CanaryError
+
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    error_rate_margin: float = Field(0.005, ge=0, le=1)  # allowed error-rate increase over stable
+    max_p95_ms: float = Field(100.0, gt=0)
+    latency_ratio: float = Field(1.5, ge=1)  # allowed p95 ratio canary / stable
+    max_mae: float = Field(0.40, gt=0)  # only judged when feedback exists
+    mae_ratio: float = Field(1.10, ge=1)
+    min_requests: float = Field(20.0, ge=0)  # canary requests per rate window needed to judge a poll
+
+    @property
+    def max_p95_latency_s(self) -> float:
+        return self.max_p95_ms / 1000
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,7 @@ def selector(namespace: str, revision: str) -> str:
 
 def queries(namespace: str, revision: str, window: str) -> dict[str, str]:
     """PromQL per metric for one revision. ``or vector(0)``: a counter that never moved has no series."""
-    if not _DURATION.match(window):
+    if not PROMETHEUS_DURATION.match(window):
         raise CanaryError(f"rate window {window!r} must be a Prometheus duration like 30s or 2m")
     sel = selector(namespace, revision)
     ok = f"(sum(rate(model_prediction_total{{{sel}}}[{window}])) or vector(0))"

@@ -17,9 +17,18 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from housing.deploy.analysis import AnalysisError, RevisionMetrics, Thresholds, Verdict, judge
+from pydantic import Field, field_validator
+
+from housing.deploy.analysis import (
+    PROMETHEUS_DURATION,
+    AnalysisError,
+    RevisionMetrics,
+    Thresholds,
+    Verdict,
+    judge,
+)
 from housing.deploy.isvc import (
     CanaryError,
     PredictorState,
@@ -30,6 +39,8 @@ from housing.deploy.isvc import (
     start_patch,
 )
 from housing.deploy.kube import InferenceServiceApi
+from housing.errors import HousingError
+from housing.strict import OneLineErrors, Strict
 
 log = logging.getLogger(__name__)
 
@@ -38,27 +49,47 @@ class MetricsSource(Protocol):
     def revision_metrics(self, namespace: str, revision: str, window: str) -> RevisionMetrics: ...
 
 
-@dataclass(frozen=True)
-class CanaryPlan:
-    steps: tuple[int, ...] = (10, 50, 100)
-    ready_timeout_s: float = 600.0
-    poll_s: float = 5.0
-    analysis_window_s: float = 300.0
-    interval_s: float = 30.0
-    rate_window: str = "1m"
-    failure_limit: int = 2
+class CanaryPlan(OneLineErrors, Strict):
+    """How ``housing canary`` steps (flags of the same names; durations in seconds)."""
 
-    def __post_init__(self) -> None:
-        steps = self.steps
+    setting_name: ClassVar[str] = "canary"
+    setting_error: ClassVar[type[HousingError]] = CanaryError
+
+    steps: tuple[int, ...] = (10, 50, 100)  # traffic percents; 100 promotes
+    ready_timeout: float = Field(600.0, gt=0)  # for the canary to be ready and receive its share
+    poll: float = Field(5.0, gt=0)  # between readiness polls
+    analysis_window: float = Field(300.0, gt=0)  # of analysis per step
+    interval: float = Field(30.0, gt=0)  # between analysis polls
+    rate_window: str = "1m"  # PromQL range of rate()/increase()
+    failure_limit: int = Field(2, ge=1)  # failing polls that abort a step
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _parse_steps(cls, value: Any) -> Any:
+        """The flag's text: comma-separated percents (arrows accepted: 10→50→100)."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return tuple(int(part) for part in value.replace("→", ",").split(",") if part.strip())
+        except ValueError:
+            raise ValueError("expected comma-separated integers like 10,50,100") from None
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_to_100(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
         if not steps or steps[-1] != 100 or any(not 0 < p <= 100 for p in steps):
-            raise CanaryError(f"--steps {list(steps)}: percents must be in 1..100 and end with 100")
+            raise ValueError("percents must be in 1..100 and end with 100")
         if list(steps) != sorted(set(steps)) or len(steps) < 2:
-            raise CanaryError(f"--steps {list(steps)}: need at least one step below 100, strictly increasing")
-        for name in ("ready_timeout_s", "poll_s", "analysis_window_s", "interval_s"):
-            if getattr(self, name) <= 0:
-                raise CanaryError(f"canary plan: {name} must be > 0")
-        if self.failure_limit < 1:
-            raise CanaryError("--failure-limit must be >= 1")
+            raise ValueError("need at least one step below 100, strictly increasing")
+        return steps
+
+    @field_validator("rate_window")
+    @classmethod
+    def _prometheus_duration(cls, value: str) -> str:
+        # Checked here, not first by the analysis query: a bad window must fail before anything is patched.
+        if not PROMETHEUS_DURATION.match(value):
+            raise ValueError("must be a Prometheus duration like 30s or 2m")
+        return value
 
 
 @dataclass
@@ -241,7 +272,7 @@ class CanaryController:
         return state.stable_revision not in (None, canary) and share in (None, percent)
 
     def _wait_settled(self, percent: int | None, image: str | None, not_canary: str | None) -> PredictorState:
-        deadline = self._clock() + self.plan.ready_timeout_s
+        deadline = self._clock() + self.plan.ready_timeout
         while True:
             state = parse_state(self.api.get())
             if self._settled(state, percent, image, not_canary):
@@ -249,16 +280,16 @@ class CanaryController:
             if self._clock() >= deadline:
                 raise _StepTimeoutError(
                     f"canary not ready at {percent if percent is not None else 100}% within "
-                    f"{self.plan.ready_timeout_s:.0f}s (Ready={state.ready} {state.ready_message!r}, "
+                    f"{self.plan.ready_timeout:.0f}s (Ready={state.ready} {state.ready_message!r}, "
                     f"latest created {state.latest_created}, latest ready {state.latest_ready}, "
                     f"traffic {[(t.get('revisionName'), t.get('percent')) for t in state.traffic]})"
                 )
-            self._sleep(self.plan.poll_s)
+            self._sleep(self.plan.poll)
 
     def _analyse(self, percent: int, state: PredictorState) -> StepReport:
         canary, stable = state.canary_revision, state.stable_revision
         assert canary is not None  # guaranteed by _settled
-        deadline = self._clock() + self.plan.analysis_window_s
+        deadline = self._clock() + self.plan.analysis_window
         verdicts: list[Verdict] = []
         failures = judged = 0
         while True:
@@ -285,9 +316,9 @@ class CanaryController:
                     return StepReport(percent, "failed", verdict.reason, verdicts)
             elif verdict.passed:
                 judged += 1
-            if self._clock() + self.plan.interval_s > deadline:
+            if self._clock() + self.plan.interval > deadline:
                 break
-            self._sleep(self.plan.interval_s)
+            self._sleep(self.plan.interval)
         if judged == 0:
             last = verdicts[-1].reason
             return StepReport(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from housing.strict import given, settings_option
 
 
 def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
@@ -42,13 +44,16 @@ def render(
     typer.echo(f"rendered {render_overlay(k8s_dir, overlay, image, out_dir)} with image {image}")
 
 
-def _parse_steps(text: str) -> tuple[int, ...]:
-    from housing.deploy.isvc import CanaryError
+def _plan(field: str, text: str) -> Any:
+    from housing.deploy.canary import CanaryPlan
 
-    try:
-        return tuple(int(part) for part in text.replace("→", ",").split(",") if part.strip())
-    except ValueError as exc:
-        raise CanaryError(f"--steps {text!r}: expected comma-separated integers like 10,50,100") from exc
+    return settings_option(CanaryPlan, field, text)
+
+
+def _limit(field: str, text: str) -> Any:
+    from housing.deploy.analysis import Thresholds
+
+    return settings_option(Thresholds, field, text)
 
 
 def canary(
@@ -57,27 +62,41 @@ def canary(
     ] = None,
     name: Annotated[str, typer.Option(help="InferenceService name.")] = "housing",
     namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace.")] = "housing-production",
-    steps: Annotated[str, typer.Option(help="Traffic percents, ending with 100 (= promote).")] = "10,50,100",
+    steps: Annotated[
+        str | None, _plan("steps", "Traffic percents, comma-separated, ending with 100 (= promote).")
+    ] = None,
     prometheus_url: Annotated[
         str, typer.Option(envvar="PROMETHEUS_URL", help="Prometheus base URL (HTTP API).")
     ] = "http://localhost:9090",
-    analysis_window: Annotated[float, typer.Option(help="Seconds of analysis per step.")] = 300.0,
-    interval: Annotated[float, typer.Option(help="Seconds between analysis polls.")] = 30.0,
-    rate_window: Annotated[str, typer.Option(help="PromQL range of rate()/increase() per poll.")] = "1m",
-    failure_limit: Annotated[int, typer.Option(help="Failing polls that abort a step.")] = 2,
-    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for the canary to be ready.")] = 600.0,
-    poll: Annotated[float, typer.Option(help="Seconds between readiness polls.")] = 5.0,
-    max_error_rate: Annotated[float, typer.Option(help="Absolute error-rate limit of the canary.")] = 0.01,
+    analysis_window: Annotated[
+        float | None, _plan("analysis_window", "Seconds of analysis per step.")
+    ] = None,
+    interval: Annotated[float | None, _plan("interval", "Seconds between analysis polls.")] = None,
+    rate_window: Annotated[
+        str | None, _plan("rate_window", "PromQL range of rate()/increase() per poll.")
+    ] = None,
+    failure_limit: Annotated[int | None, _plan("failure_limit", "Failing polls that abort a step.")] = None,
+    ready_timeout: Annotated[
+        float | None, _plan("ready_timeout", "Seconds to wait for the canary to be ready.")
+    ] = None,
+    poll: Annotated[float | None, _plan("poll", "Seconds between readiness polls.")] = None,
+    max_error_rate: Annotated[
+        float | None, _limit("max_error_rate", "Absolute error-rate limit of the canary.")
+    ] = None,
     error_rate_margin: Annotated[
-        float, typer.Option(help="Allowed error-rate increase over stable.")
-    ] = 0.005,
-    max_p95_ms: Annotated[float, typer.Option(help="Absolute p95 latency limit (ms).")] = 100.0,
-    latency_ratio: Annotated[float, typer.Option(help="Allowed p95 ratio canary/stable.")] = 1.5,
-    max_mae: Annotated[float, typer.Option(help="Absolute MAE limit (only when feedback exists).")] = 0.40,
-    mae_ratio: Annotated[float, typer.Option(help="Allowed MAE ratio canary/stable.")] = 1.10,
+        float | None, _limit("error_rate_margin", "Allowed error-rate increase over stable.")
+    ] = None,
+    max_p95_ms: Annotated[float | None, _limit("max_p95_ms", "Absolute p95 latency limit (ms).")] = None,
+    latency_ratio: Annotated[
+        float | None, _limit("latency_ratio", "Allowed p95 ratio canary/stable.")
+    ] = None,
+    max_mae: Annotated[
+        float | None, _limit("max_mae", "Absolute MAE limit (only when feedback exists).")
+    ] = None,
+    mae_ratio: Annotated[float | None, _limit("mae_ratio", "Allowed MAE ratio canary/stable.")] = None,
     min_requests: Annotated[
-        float, typer.Option(help="Canary requests per rate window needed to judge.")
-    ] = 20.0,
+        float | None, _limit("min_requests", "Canary requests per rate window needed to judge.")
+    ] = None,
     kubeconfig: Annotated[
         Path | None, typer.Option(help="kubeconfig file (default: in-cluster or ~/.kube).")
     ] = None,
@@ -106,25 +125,10 @@ def canary(
     from housing.deploy.kube import KubeInferenceService
     from housing.deploy.notify import notify_slack
 
+    options = locals()
+    plan = CanaryPlan(**given(options, CanaryPlan))  # before anything is sent: bad flags change nothing
+    thresholds = Thresholds(**given(options, Thresholds))
     target = f"{namespace}/{name}"
-    plan = CanaryPlan(
-        steps=_parse_steps(steps),
-        ready_timeout_s=ready_timeout,
-        poll_s=poll,
-        analysis_window_s=analysis_window,
-        interval_s=interval,
-        rate_window=rate_window,
-        failure_limit=failure_limit,
-    )
-    thresholds = Thresholds(
-        max_error_rate=max_error_rate,
-        error_rate_margin=error_rate_margin,
-        max_p95_latency_s=max_p95_ms / 1000,
-        latency_ratio=latency_ratio,
-        max_mae=max_mae,
-        mae_ratio=mae_ratio,
-        min_requests=min_requests,
-    )
     prometheus = Prometheus(prometheus_url)
     if not (dry_run or abort):
         prometheus.scalar("vector(1)")  # fail fast (exit 2, nothing patched) when Prometheus is unreachable

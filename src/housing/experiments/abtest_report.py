@@ -1,14 +1,16 @@
-"""The A/B verdict as markdown (pull requests, Slack) from the JSON written by :func:`abtest.analyze`."""
+"""The A/B verdict (:class:`~housing.experiments.verdict.AbVerdict`) as markdown for PRs and Slack."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from housing.experiments.verdict import AbVerdict, VariantSummary, Verdict
+
 HEADLINES = {
-    "challenger_wins": "challenger wins: promote it",
-    "champion_wins": "champion wins: keep it",
-    "no_difference": "no difference: keep the champion",
-    "collecting": "collecting: no decision yet",
+    Verdict.CHALLENGER_WINS: "challenger wins: promote it",
+    Verdict.CHAMPION_WINS: "champion wins: keep it",
+    Verdict.NO_DIFFERENCE: "no difference: keep the champion",
+    Verdict.COLLECTING: "collecting: no decision yet",
 }
 
 
@@ -30,74 +32,73 @@ def _p(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3g}"
 
 
-def _have(result: dict[str, Any]) -> int:
-    progress = result["progress"]
-    if result["design"] == "paired":
-        return progress["n_pairs"]
-    return min(progress["n_champion"], progress["n_challenger"])
+def _have(result: AbVerdict) -> int:
+    progress = result.progress
+    if result.design == "paired":
+        return progress.n_pairs
+    return min(progress.n_champion, progress.n_challenger)
 
 
-def _latency(variant: dict[str, Any]) -> str:
-    return f"{_num(variant['latency_p50_ms'], 3)} / {_num(variant['latency_p95_ms'], 3)}"
+def _latency(variant: VariantSummary) -> str:
+    return f"{_num(variant.latency_p50_ms, 3)} / {_num(variant.latency_p95_ms, 3)}"
 
 
-def render_markdown(result: dict[str, Any]) -> str:
+def render_markdown(result: AbVerdict) -> str:
     """A self-contained markdown summary with every number behind the verdict."""
-    verdict = result["verdict"]
-    plan, progress, variants = result["plan"], result["progress"], result["variants"]
-    champ, chal = variants["champion"], variants["challenger"]
+    verdict = result.verdict
+    plan, progress = result.plan, result.progress
+    champ, chal = result.variants.champion, result.variants.challenger
     lines = [
-        f"## A/B test: {HEADLINES.get(verdict, verdict)}",
+        f"## A/B test: {HEADLINES[verdict]}",
         "",
-        f"**Verdict: `{verdict}`** — {result['reason']}.",
+        f"**Verdict: `{verdict.value}`** — {result.reason}.",
         "",
-        f"Plan: {plan['summary']}. Method: {result['method'].replace('_', ' ')}; design: {result['design']}; "
-        f"progress {progress['share'] * 100:.0f}% "
-        f"({_have(result):,} of {progress['required_per_arm']:,}).",
+        f"Plan: {plan.summary}. Method: {result.method.replace('_', ' ')}; design: {result.design}; "
+        f"progress {(progress.share or 0) * 100:.0f}% "
+        f"({_have(result):,} of {progress.required_per_arm:,}).",
         "",
         "| | champion | challenger |",
         "|---|---|---|",
-        f"| model version | {', '.join(champ['model_versions']) or 'n/a'} | "
-        f"{', '.join(chal['model_versions']) or 'n/a'} |",
-        f"| requests served (shadow) | {champ['requests']:,} ({champ['shadow_requests']:,}) | "
-        f"{chal['requests']:,} ({chal['shadow_requests']:,}) |",
-        f"| n with feedback (analysed) | {champ['n']:,} ({champ['n_analysed']:,}) | "
-        f"{chal['n']:,} ({chal['n_analysed']:,}) |",
-        f"| MAE ($100k) | {_num(champ['mae'])} | {_num(chal['mae'])} |",
-        f"| MdAPE | {_pct(champ['mdape'])} | {_pct(chal['mdape'])} |",
-        f"| PPE10 | {_pct(champ['ppe10'])} | {_pct(chal['ppe10'])} |",
+        f"| model version | {', '.join(champ.model_versions) or 'n/a'} | "
+        f"{', '.join(chal.model_versions) or 'n/a'} |",
+        f"| requests served (shadow) | {champ.requests:,} ({champ.shadow_requests:,}) | "
+        f"{chal.requests:,} ({chal.shadow_requests:,}) |",
+        f"| n with feedback (analysed) | {champ.n:,} ({champ.n_analysed:,}) | "
+        f"{chal.n:,} ({chal.n_analysed:,}) |",
+        f"| MAE ($100k) | {_num(champ.mae)} | {_num(chal.mae)} |",
+        f"| MdAPE | {_pct(champ.mdape)} | {_pct(chal.mdape)} |",
+        f"| PPE10 | {_pct(champ.ppe10)} | {_pct(chal.ppe10)} |",
         f"| latency p50 / p95 (ms) | {_latency(champ)} | {_latency(chal)} |",
-        f"| server error rate | {_pct(champ['error_rate'], 2)} ({champ['server_errors']:,}) | "
-        f"{_pct(chal['error_rate'], 2)} ({chal['server_errors']:,}) |",
+        f"| server error rate | {_pct(champ.error_rate, 2)} ({champ.server_errors:,}) | "
+        f"{_pct(chal.error_rate, 2)} ({chal.server_errors:,}) |",
     ]
-    primary = result.get("primary")
+    primary = result.primary
     lines += ["", "### Primary metric: MAE difference (challenger − champion)", ""]
     if primary is None:
-        if result["method"] == "msprt":
+        if result.method == "msprt":
             lines.append("Not computed yet: fewer observations than the minimum sample per arm.")
         else:
             lines.append("Not computed yet: the test is read once, at the horizon (peeking guard).")
     else:
-        msprt = primary["msprt"]
-        level = f"{primary['ci_level'] * 100:g}%"
+        msprt = primary.msprt
+        level = f"{primary.ci_level * 100:g}%"
         lines += [
             "| test | difference | relative | " + level + " CI | statistic | p-value | significant |",
             "|---|---|---|---|---|---|---|",
-            f"| {primary['test'].replace('_', ' ')} "
-            f"(n {primary['n_champion']:,} / {primary['n_challenger']:,}) | {_num(primary['difference'])} | "
-            f"{_pct(primary['relative_difference'])} | "
-            f"[{_num(primary['ci_low'])}, {_num(primary['ci_high'])}] (bootstrap) | "
-            f"{_num(primary['statistic'], 3)} | {_p(primary['p_value'])} | "
-            f"{_num(primary['significant']) if result['method'] == 'fixed_horizon' else '(see mSPRT)'} |",
-            f"| mSPRT (τ = {_num(msprt['tau'])}) | {_num(primary['difference'])} | | "
-            f"[{_num(msprt['ci_low'])}, {_num(msprt['ci_high'])}] (always valid) | "
-            f"Λ = {_p(msprt['likelihood_ratio'])} | {_p(msprt['p_value'])} | "
-            f"{_num(primary['significant']) if result['method'] == 'msprt' else '(informative)'} |",
+            f"| {primary.test.replace('_', ' ')} "
+            f"(n {primary.n_champion:,} / {primary.n_challenger:,}) | {_num(primary.difference)} | "
+            f"{_pct(primary.relative_difference)} | "
+            f"[{_num(primary.ci_low)}, {_num(primary.ci_high)}] (bootstrap) | "
+            f"{_num(primary.statistic, 3)} | {_p(primary.p_value)} | "
+            f"{_num(primary.significant) if result.method == 'fixed_horizon' else '(see mSPRT)'} |",
+            f"| mSPRT (τ = {_num(msprt.tau)}) | {_num(primary.difference)} | | "
+            f"[{_num(msprt.ci_low)}, {_num(msprt.ci_high)}] (always valid) | "
+            f"Λ = {_p(msprt.likelihood_ratio)} | {_p(msprt.p_value)} | "
+            f"{_num(primary.significant) if result.method == 'msprt' else '(informative)'} |",
             "",
-            f"Decided by {primary['decided_by']} at alpha {primary['alpha']:g}; CI: {primary['ci_method']}.",
+            f"Decided by {primary.decided_by} at alpha {primary.alpha:g}; CI: {primary.ci_method}.",
         ]
-    guardrails = result.get("guardrails") or []
-    if guardrails:
+    if result.guardrails:
         lines += [
             "",
             "### Guardrails (the challenger must not be significantly worse)",
@@ -105,18 +106,18 @@ def render_markdown(result: dict[str, Any]) -> str:
             "| guardrail | champion | challenger | test | evidence | alpha | passed |",
             "|---|---|---|---|---|---|---|",
         ]
-        for rail in guardrails:
-            if rail["name"] == "latency_p95":
-                champion, challenger = _num(rail["champion"], 3), _num(rail["challenger"], 3)
-                evidence = f"ratio ≥ {_num(rail.get('ratio_lower_bound'), 3)}"
+        for rail in result.guardrails:
+            if rail.name == "latency_p95":
+                champion, challenger = _num(rail.champion, 3), _num(rail.challenger, 3)
+                evidence = f"ratio ≥ {_num(rail.ratio_lower_bound, 3)}"
             else:
-                champion, challenger = _pct(rail["champion"], 2), _pct(rail["challenger"], 2)
-                evidence = f"p = {_p(rail.get('p_value'))}"
+                champion, challenger = _pct(rail.champion, 2), _pct(rail.challenger, 2)
+                evidence = f"p = {_p(rail.p_value)}"
             lines.append(
-                f"| {rail['name']} | {champion} | {challenger} | {rail['test']} | {evidence} | "
-                f"{rail['alpha']:.3g} | {_num(rail['passed'])} |"
+                f"| {rail.name} | {champion} | {challenger} | {rail.test} | {evidence} | "
+                f"{rail.alpha:.3g} | {_num(rail.passed)} |"
             )
-    if result.get("warnings"):
-        lines += ["", "**Warnings**", ""] + [f"- {w}" for w in result["warnings"]]
+    if result.warnings:
+        lines += ["", "**Warnings**", ""] + [f"- {w}" for w in result.warnings]
     lines.append("")
     return "\n".join(lines)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from housing.strict import given, settings_option
 
 if TYPE_CHECKING:
     from housing.config import AbTestParams
@@ -78,24 +79,23 @@ def plan(
 ) -> None:
     """Power analysis: print how many observations per arm the test needs ("need N per arm")."""
     from housing.experiments.abtest import estimate_planning_inputs, make_plan
+    from housing.experiments.verdict import write_json
 
     cfg = _abtest_params(params)
     if from_log is not None:
         pilot = estimate_planning_inputs(from_log, cfg)
         typer.echo(
-            f"estimated from {pilot['n']} champion observations in {from_log}: MAE {pilot['mae']:.4f}, "
-            f"sd of absolute errors {pilot['sd']:.4f}"
+            f"estimated from {pilot.n} champion observations in {from_log}: MAE {pilot.mae:.4f}, "
+            f"sd of absolute errors {pilot.sd:.4f}"
         )
-        baseline_mae = pilot["mae"] if baseline_mae is None else baseline_mae
-        sd = pilot["sd"] if sd is None else sd
+        baseline_mae = pilot.mae if baseline_mae is None else baseline_mae
+        sd = pilot.sd if sd is None else sd
     result = make_plan(
         cfg, mde=mde, mde_kind=mde_kind, baseline_mae=baseline_mae, sd=sd, alpha=alpha, power=power
     )
     typer.echo(result.describe())
     if out is not None:
-        from housing.artifact import atomic_write_json
-
-        atomic_write_json(out, result.to_dict())
+        write_json(out, result)
         typer.echo(f"plan -> {out}")
 
 
@@ -115,25 +115,17 @@ def analyze(
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """Join predictions with feedback, compare the variants, write the verdict (JSON + markdown)."""
-    from housing.artifact import atomic_write_json
-    from housing.experiments.abtest import AbTestError, analyze_log, make_plan, plan_from_dict
+    from housing.experiments.abtest import analyze_log, make_plan
     from housing.experiments.abtest_report import render_markdown
+    from housing.experiments.verdict import read_plan, write_json
 
     cfg = _abtest_params(params, method=method, design=design)
-    if plan_file is not None:
-        try:
-            chosen = plan_from_dict(json.loads(plan_file.read_text()), str(plan_file))
-        except FileNotFoundError:
-            raise AbTestError(f"{plan_file}: plan file not found") from None
-        except ValueError as exc:
-            raise AbTestError(f"{plan_file}: not valid JSON ({exc})") from None
-    else:
-        chosen = make_plan(cfg)
+    chosen = read_plan(plan_file) if plan_file is not None else make_plan(cfg)
     typer.echo(chosen.describe())  # before any result: the horizon is fixed up front
     result = analyze_log(log, cfg, chosen)
-    atomic_write_json(out_json, result)
+    write_json(out_json, result)
     _write_text(out_md, render_markdown(result))
-    typer.echo(f"verdict: {result['verdict']}: {result['reason']}")
+    typer.echo(f"verdict: {result.verdict.value}: {result.reason}")
     typer.echo(f"-> {out_json}, {out_md}")
     if print_markdown:
         typer.echo(render_markdown(result))
@@ -156,28 +148,33 @@ def promote(
     """Apply a challenger_wins verdict: MLflow @champion -> the tested challenger; print the k8s change."""
     from housing.config import RegisterParams, load_params
     from housing.experiments.promotion import promote_verdict
+    from housing.variants import Variant
 
     register_params = load_params(params).register_ if params.exists() else RegisterParams()
     result = promote_verdict(verdict, register_params, overlay=overlay, image=image, dry_run=dry_run)
-    if dry_run:
+    if result.registry is None:
         typer.echo(
-            f"dry run: {result['verdict']} for model version {result['model_version']}; MLflow unchanged"
+            f"dry run: {result.verdict.value} for model version {result.model_version}; MLflow unchanged"
+        )
+    elif result.registry.get("promoted"):
+        typer.echo(
+            f"@{Variant.CHAMPION} -> version {result.registry['champion']} ({result.model_version}); "
+            f"previous champion {result.registry.get('previous')}"
         )
     else:
-        registry = result["registry"]
-        if registry.get("promoted"):
-            typer.echo(
-                f"@champion -> version {registry['champion']} ({result['model_version']}); "
-                f"previous champion {registry.get('previous')}"
-            )
-        else:
-            typer.echo(f"not promoted: {registry.get('reason')}")
-    typer.echo(result["rollout"])
+        typer.echo(f"not promoted: {result.registry.get('reason')}")
+    typer.echo(result.rollout)
+
+
+def _traffic(field: str, text: str) -> Any:
+    from housing.experiments.traffic import TrafficConfig
+
+    return settings_option(TrafficConfig, field, text)
 
 
 def simulate_traffic(
-    url: Annotated[str, typer.Option(help="Model server base URL.")] = "http://127.0.0.1:8080",
-    model: Annotated[str | None, typer.Option(help="Model name (default: the server's first).")] = None,
+    url: Annotated[str | None, _traffic("url", "Model server base URL.")] = None,
+    model: Annotated[str | None, _traffic("model", "Model name; unset: the server's first.")] = None,
     csv: Annotated[Path, typer.Option(help="Houses to replay (raw columns; target for feedback).")] = Path(
         "artifacts/test.csv"
     ),
@@ -185,13 +182,20 @@ def simulate_traffic(
     houses: Annotated[
         int | None, typer.Option(help="Houses to draw (default: one per request, at most the CSV's rows).")
     ] = None,
-    rate: Annotated[float, typer.Option(help="Requests started per second, at most.")] = 50.0,
-    requests: Annotated[int, typer.Option(help="Requests to send, at most.")] = 1000,
-    duration: Annotated[float, typer.Option(help="Seconds of traffic, at most.")] = 60.0,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight, at most.")] = 8,
-    feedback_share: Annotated[float, typer.Option(help="Share of requests that get ground truth.")] = 1.0,
-    feedback_delay: Annotated[float, typer.Option(help="Seconds before the ground truth is posted.")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Seeds the houses, their order and the feedback draw.")] = 7,
+    rate: Annotated[float | None, _traffic("rate", "Requests started per second, at most.")] = None,
+    requests: Annotated[int | None, _traffic("requests", "Requests to send, at most.")] = None,
+    duration: Annotated[float | None, _traffic("duration", "Seconds of traffic, at most.")] = None,
+    concurrency: Annotated[int | None, _traffic("concurrency", "Requests in flight, at most.")] = None,
+    feedback_share: Annotated[
+        float | None, _traffic("feedback_share", "Share of requests that get ground truth.")
+    ] = None,
+    feedback_delay: Annotated[
+        float | None, _traffic("feedback_delay", "Seconds before the ground truth is posted.")
+    ] = None,
+    seed: Annotated[
+        int | None, _traffic("seed", "Seeds the houses, their order and the feedback draw.")
+    ] = None,
+    timeout: Annotated[float | None, _traffic("timeout", "Seconds per HTTP request.")] = None,
     out_json: Annotated[Path | None, typer.Option(help="Write the summary JSON here.")] = None,
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
@@ -201,71 +205,68 @@ def simulate_traffic(
     from housing.config import DataParams, load_params
     from housing.experiments.traffic import TrafficConfig, format_summary, load_houses, run_traffic
 
-    config = TrafficConfig(
-        url=url.rstrip("/"),
-        model=model,
-        rate=rate,
-        requests=requests,
-        duration=duration,
-        concurrency=concurrency,
-        feedback_share=feedback_share,
-        feedback_delay=feedback_delay,
-        seed=seed,
-    )
+    config = TrafficConfig(**given(locals(), TrafficConfig))
     data_params = load_params(params).data if params.exists() else DataParams()
-    chosen = load_houses(csv, data_params, scenario=scenario, houses=houses, needed=requests, seed=seed)
+    chosen = load_houses(
+        csv, data_params, scenario=scenario, houses=houses, needed=config.requests, seed=config.seed
+    )
     summary = asyncio.run(run_traffic(config, chosen))
     typer.echo(format_summary(summary))
     if out_json is not None:
         from housing.artifact import atomic_write_json
 
-        atomic_write_json(out_json, summary)
+        atomic_write_json(out_json, summary.model_dump(mode="json"))
         typer.echo(f"summary -> {out_json}")
+
+
+def _loop(field: str, text: str) -> Any:
+    from housing.experiments.loop import LoopConfig
+
+    return settings_option(LoopConfig, field, text)
 
 
 def loop(
     workdir: Annotated[
-        Path, typer.Option(help="Everything the loop writes goes here (rebuilt on each run).")
-    ] = Path("build/loop"),
+        Path | None, _loop("workdir", "Everything the loop writes goes here (rebuilt on each run).")
+    ] = None,
     scenario: Annotated[
-        str, typer.Option(help="The shift production sees (housing simulate window --list).")
-    ] = "coastal_boom",
-    drift_houses: Annotated[int, typer.Option(help="Drifted requests: the retraining window.")] = 3000,
-    baseline_houses: Annotated[int, typer.Option(help="Un-shifted requests before the shift.")] = 300,
-    ab_houses: Annotated[int, typer.Option(help="A/B requests at most (one new house each).")] = 2400,
-    rate: Annotated[float, typer.Option(help="Requests per second.")] = 300.0,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight, at most.")] = 8,
-    feedback_share: Annotated[float, typer.Option(help="Share of requests that get ground truth.")] = 1.0,
-    feedback_delay: Annotated[float, typer.Option(help="Seconds before the ground truth arrives.")] = 1.0,
-    challenger_share: Annotated[float, typer.Option(help="A/B split: challenger's share of keys.")] = 0.5,
+        str | None, _loop("scenario", "The shift production sees (housing simulate window --list).")
+    ] = None,
+    production_share: Annotated[
+        float | None, _loop("production_share", "Share of the data set held out as future production.")
+    ] = None,
+    drift_houses: Annotated[
+        int | None, _loop("drift_houses", "Drifted requests: the retraining window.")
+    ] = None,
+    baseline_houses: Annotated[
+        int | None, _loop("baseline_houses", "Un-shifted requests before the shift.")
+    ] = None,
+    ab_houses: Annotated[int | None, _loop("ab_houses", "A/B requests at most (one new house each).")] = None,
+    rate: Annotated[float | None, _loop("rate", "Requests per second.")] = None,
+    concurrency: Annotated[int | None, _loop("concurrency", "Requests in flight, at most.")] = None,
+    feedback_share: Annotated[
+        float | None, _loop("feedback_share", "Share of requests that get ground truth.")
+    ] = None,
+    feedback_delay: Annotated[
+        float | None, _loop("feedback_delay", "Seconds before the ground truth arrives.")
+    ] = None,
+    challenger_share: Annotated[
+        float | None, _loop("challenger_share", "A/B split: challenger's share of keys.")
+    ] = None,
     mde: Annotated[
-        float, typer.Option(help="A/B minimum detectable MAE effect, relative to the pilot MAE.")
-    ] = 0.15,
-    max_iter: Annotated[int | None, typer.Option(help="Override train.hgb.max_iter (shorter runs).")] = None,
-    seed: Annotated[int, typer.Option(help="Seeds the houses, their order and the feedback draw.")] = 7,
-    overlay: Annotated[Path, typer.Option(help="Overlay named in the printed rollout change.")] = Path(
-        "k8s/overlays/production"
-    ),
+        float | None, _loop("mde", "A/B minimum detectable MAE effect, relative to the pilot MAE.")
+    ] = None,
+    max_iter: Annotated[int | None, _loop("max_iter", "Override train.hgb.max_iter (shorter runs).")] = None,
+    seed: Annotated[int | None, _loop("seed", "Seeds the houses, their order and the feedback draw.")] = None,
+    overlay: Annotated[Path | None, _loop("overlay", "Overlay named in the printed rollout change.")] = None,
+    server_start_timeout: Annotated[
+        float | None, _loop("server_start_timeout", "Seconds a model server may take to be ready.")
+    ] = None,
     params: ParamsOpt = DEFAULT_PARAMS,
 ) -> None:
     """The closed loop, offline: champion -> drift -> retrain -> A/B split -> verdict -> promote."""
     from housing.config import load_params
     from housing.experiments.loop import LoopConfig, run_loop
 
-    config = LoopConfig(
-        workdir=workdir,
-        scenario=scenario,
-        baseline_houses=baseline_houses,
-        drift_houses=drift_houses,
-        ab_houses=ab_houses,
-        rate=rate,
-        concurrency=concurrency,
-        feedback_share=feedback_share,
-        feedback_delay=feedback_delay,
-        challenger_share=challenger_share,
-        mde=mde,
-        max_iter=max_iter,
-        seed=seed,
-        overlay=overlay,
-    )
+    config = LoopConfig(**given(locals(), LoopConfig))
     run_loop(config, load_params(params), echo=typer.echo)

@@ -7,45 +7,12 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from housing.experiments.abtest import AbTestError, Verdict
+from housing.experiments.verdict import AbTestError, AbVerdict, Verdict, read_verdict
+from housing.strict import Strict
 
 IMAGE_NAME = "housing-model"  # the image name kustomize `images:` rewrites (k8s/base/kustomization.yaml)
 ISVC_NAME = "housing"  # k8s/base/inferenceservice.yaml
 CONTAINER_INDEX = 0
-
-
-def load_verdict(path: Path) -> dict[str, Any]:
-    """Read a verdict JSON written by ``housing abtest analyze``; errors name the file and the field."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise AbTestError(f"{path}: verdict file not found (run `housing abtest analyze` first)") from None
-    except ValueError as exc:
-        raise AbTestError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("verdict") not in {v.value for v in Verdict}:
-        raise AbTestError(f"{path}: field 'verdict' must be one of {[v.value for v in Verdict]}")
-    return data
-
-
-def challenger_model_version(verdict: dict[str, Any], source: Path) -> str:
-    """The one model version the verdict's challenger arm served."""
-    try:
-        versions = verdict["variants"]["challenger"]["model_versions"]
-    except (KeyError, TypeError):
-        raise AbTestError(f"{source}: field 'variants.challenger.model_versions' is missing") from None
-    if len(versions) != 1:
-        raise AbTestError(
-            f"{source}: variants.challenger.model_versions must name exactly one version, got {versions}"
-        )
-    return str(versions[0])
-
-
-def require_challenger_wins(verdict: dict[str, Any], source: Path) -> None:
-    if verdict["verdict"] != Verdict.CHALLENGER_WINS:
-        raise AbTestError(
-            f"{source}: verdict is {verdict['verdict']!r} ({verdict.get('reason', 'no reason given')}); "
-            f"promote applies only a {Verdict.CHALLENGER_WINS.value!r} verdict, nothing was changed"
-        )
 
 
 def _overlay_settings(overlay: Path) -> tuple[str, str | None]:
@@ -98,6 +65,22 @@ def rollout_instructions(overlay: Path, image: str | None, model_version: str) -
     return "\n".join(lines)
 
 
+class PromotionResult(Strict):
+    verdict: Verdict
+    model_version: str  # the challenger's, as the verdict's log recorded it
+    dry_run: bool
+    registry: dict[str, Any] | None = None  # housing.registry.promote's decision (None on a dry run)
+    rollout: str  # the k8s change to review and run
+
+
+def require_challenger_wins(verdict: AbVerdict, source: Path) -> None:
+    if verdict.verdict is not Verdict.CHALLENGER_WINS:
+        raise AbTestError(
+            f"{source}: verdict is {verdict.verdict.value!r} ({verdict.reason}); "
+            f"promote applies only a {Verdict.CHALLENGER_WINS.value!r} verdict, nothing was changed"
+        )
+
+
 def promote_verdict(
     verdict_path: Path,
     register_params: Any,
@@ -105,25 +88,26 @@ def promote_verdict(
     overlay: Path,
     image: str | None = None,
     dry_run: bool = False,
-) -> dict[str, Any]:
+) -> PromotionResult:
     """Check the verdict, move @champion to the tested challenger, and return the rollout instructions.
 
     ``force=True`` skips the registry's offline rule (at least as good on the same holdout): a
     ``challenger_wins`` verdict is stronger evidence (live traffic, ground truth, a significance test), and a
     challenger retrained on new data has a different holdout by design.
     """
-    verdict = load_verdict(verdict_path)
+    verdict = read_verdict(verdict_path)
     require_challenger_wins(verdict, verdict_path)
-    model_version = challenger_model_version(verdict, verdict_path)
-    result: dict[str, Any] = {
-        "verdict": verdict["verdict"],
-        "model_version": model_version,
-        "dry_run": dry_run,
-    }
+    model_version = verdict.challenger_version(verdict_path)
+    registry = None
     if not dry_run:
         from housing.registry import promote, version_by_model_version
 
         version = version_by_model_version(register_params, model_version)
-        result["registry"] = promote(register_params, version=version, force=True)
-    result["rollout"] = rollout_instructions(overlay, image, model_version)
-    return result
+        registry = promote(register_params, version=version, force=True)
+    return PromotionResult(
+        verdict=verdict.verdict,
+        model_version=model_version,
+        dry_run=dry_run,
+        registry=registry,
+        rollout=rollout_instructions(overlay, image, model_version),
+    )

@@ -14,13 +14,15 @@ import itertools
 import logging
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
-import numpy as np
+from pydantic import Field, field_validator  # numpy: imported by the functions (the CLI builds the settings)
 
 from housing.errors import ConfigError, HousingError
+from housing.strict import OneLineErrors, Strict
 
 ROUTING_HEADER = "X-Routing-Key"
 FEEDBACK_PATH = "/v1/feedback"
@@ -37,34 +39,73 @@ class House:
     actual: float | None
 
 
-@dataclass(frozen=True)
-class TrafficConfig:
-    url: str = "http://127.0.0.1:8080"
-    model: str | None = None  # default: the first model the server lists at /v1/models
-    rate: float = 50.0  # requests started per second, at most
-    requests: int = 1000
-    duration: float = 60.0  # seconds of prediction traffic, at most
-    concurrency: int = 8
-    feedback_share: float = 1.0
-    feedback_delay: float = 1.0  # seconds between a prediction and its ground truth
-    seed: int = 7
-    timeout: float = 10.0
+# Bounds shared with the loop's settings, which drive this simulator (housing.experiments.loop).
+Rate = Annotated[float, Field(gt=0)]  # requests started per second, at most
+Concurrency = Annotated[int, Field(ge=1, le=256)]  # requests in flight, at most
+FeedbackShare = Annotated[float, Field(ge=0, le=1)]  # share of successful requests that get ground truth
+Seconds = Annotated[float, Field(ge=0)]
+Seed = Annotated[int, Field(ge=0)]  # numpy's generators take non-negative seeds only
 
-    def __post_init__(self) -> None:
-        checks = {
-            "rate": self.rate > 0,
-            "requests": self.requests >= 1,
-            "duration": self.duration > 0,
-            "concurrency": 1 <= self.concurrency <= 256,
-            "feedback_share": 0.0 <= self.feedback_share <= 1.0,
-            "feedback_delay": self.feedback_delay >= 0,
-            "timeout": self.timeout > 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ConfigError(
-                    f"simulate traffic: --{name.replace('_', '-')}={getattr(self, name)!r} is out of range"
-                )
+
+class TrafficConfig(OneLineErrors, Strict):
+    """``housing simulate traffic``'s settings: field ``x`` is flag ``--x``."""
+
+    setting_name: ClassVar[str] = "simulate traffic"
+
+    url: str = "http://127.0.0.1:8080"
+    model: str | None = Field(None, min_length=1)  # None: the first model the server lists at /v1/models
+    rate: Rate = 50.0
+    requests: int = Field(1000, ge=1)
+    duration: float = Field(60.0, gt=0)  # seconds of prediction traffic, at most
+    concurrency: Concurrency = 8
+    feedback_share: FeedbackShare = 1.0
+    feedback_delay: Seconds = 1.0  # between a prediction and its ground truth
+    seed: Seed = 7
+    timeout: float = Field(10.0, gt=0)  # seconds per HTTP request
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value.rstrip("/")
+
+
+class LatencySummary(Strict):
+    p50: float | None
+    p95: float | None
+    max: float | None
+
+
+class FeedbackSummary(Strict):
+    scheduled: int
+    accepted: int
+    rejected: dict[str, int]  # HTTP status -> count
+    transport_errors: int
+
+
+class TrafficSummary(Strict):
+    """What a traffic run did (``housing simulate traffic --out-json``)."""
+
+    url: str
+    model: str
+    config: TrafficConfig
+    houses: int
+    houses_repeated: bool
+    requests_sent: int
+    ok: int
+    failed: dict[str, int]  # HTTP status -> count
+    transport_errors: int
+    stopped_by: Literal["requests", "duration"]
+    variants: dict[str, int]  # X-Model-Variant -> count ("unknown" when a response had none)
+    model_versions: dict[str, int]
+    latency_ms: LatencySummary
+    traffic_seconds: float
+    elapsed_seconds: float
+    achieved_rate: float | None
+    missing_request_id: int
+    feedback: FeedbackSummary
 
 
 def load_houses(
@@ -84,6 +125,8 @@ def load_houses(
     change the mix. A house's id is its row number in ``csv``, kept through the scenario, so the routing
     key names the same house however it was shifted.
     """
+    import numpy as np
+
     from housing.frames import read_csv
     from housing.simulate import scenario_window
 
@@ -121,10 +164,12 @@ class _Tally:
     feedback_scheduled: int = 0
     feedback: Counter = field(default_factory=Counter)  # HTTP status -> count
     feedback_errors: int = 0
-    stopped_by: str = "requests"
+    stopped_by: Literal["requests", "duration"] = "requests"
 
 
 def _quantile(values: list[float], q: float) -> float | None:
+    import numpy as np
+
     return round(float(np.quantile(values, q)), 3) if values else None
 
 
@@ -143,9 +188,10 @@ async def _discover_model(client: Any, url: str) -> str:
     return str(models[0])
 
 
-async def run_traffic(config: TrafficConfig, houses: list[House]) -> dict[str, Any]:
+async def run_traffic(config: TrafficConfig, houses: list[House]) -> TrafficSummary:
     """Send the traffic and return a summary (counts, variants, latencies, feedback outcomes)."""
     import httpx
+    import numpy as np
     import orjson
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request would drown the summary
@@ -226,53 +272,52 @@ async def run_traffic(config: TrafficConfig, houses: list[House]) -> dict[str, A
         if pending:
             await asyncio.gather(*pending)
         elapsed = loop.time() - start
-    accepted = tally.feedback.get(202, 0)
-    return {
-        "url": config.url,
-        "model": model,
-        "config": asdict(config),
-        "houses": len(houses),
-        "houses_repeated": tally.sent > len(houses),
-        "requests_sent": tally.sent,
-        "ok": tally.ok,
-        "failed": {str(k): v for k, v in sorted(tally.failed.items())},
-        "transport_errors": tally.transport_errors,
-        "stopped_by": tally.stopped_by,
-        "variants": dict(tally.variants.most_common()),
-        "model_versions": dict(tally.versions.most_common()),
-        "latency_ms": {
-            "p50": _quantile(tally.latencies_ms, 0.5),
-            "p95": _quantile(tally.latencies_ms, 0.95),
-            "max": round(max(tally.latencies_ms), 3) if tally.latencies_ms else None,
-        },
-        "traffic_seconds": round(traffic_elapsed, 3),
-        "elapsed_seconds": round(elapsed, 3),
-        "achieved_rate": round(tally.sent / traffic_elapsed, 2) if traffic_elapsed > 0 else None,
-        "missing_request_id": tally.missing_request_id,
-        "feedback": {
-            "scheduled": tally.feedback_scheduled,
-            "accepted": accepted,
-            "rejected": {str(k): v for k, v in sorted(tally.feedback.items()) if k != 202},
-            "transport_errors": tally.feedback_errors,
-        },
-    }
+    return TrafficSummary(
+        url=config.url,
+        model=model,
+        config=config,
+        houses=len(houses),
+        houses_repeated=tally.sent > len(houses),
+        requests_sent=tally.sent,
+        ok=tally.ok,
+        failed={str(k): v for k, v in sorted(tally.failed.items())},
+        transport_errors=tally.transport_errors,
+        stopped_by=tally.stopped_by,
+        variants=dict(tally.variants.most_common()),
+        model_versions=dict(tally.versions.most_common()),
+        latency_ms=LatencySummary(
+            p50=_quantile(tally.latencies_ms, 0.5),
+            p95=_quantile(tally.latencies_ms, 0.95),
+            max=round(max(tally.latencies_ms), 3) if tally.latencies_ms else None,
+        ),
+        traffic_seconds=round(traffic_elapsed, 3),
+        elapsed_seconds=round(elapsed, 3),
+        achieved_rate=round(tally.sent / traffic_elapsed, 2) if traffic_elapsed > 0 else None,
+        missing_request_id=tally.missing_request_id,
+        feedback=FeedbackSummary(
+            scheduled=tally.feedback_scheduled,
+            accepted=tally.feedback.get(202, 0),
+            rejected={str(k): v for k, v in sorted(tally.feedback.items()) if k != 202},
+            transport_errors=tally.feedback_errors,
+        ),
+    )
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    feedback, latency = summary["feedback"], summary["latency_ms"]
+def format_summary(summary: TrafficSummary) -> str:
+    feedback, latency = summary.feedback, summary.latency_ms
     lines = [
-        f"sent {summary['requests_sent']} requests to {summary['url']} (model {summary['model']}) in "
-        f"{summary['traffic_seconds']:.1f} s ({summary['achieved_rate']} req/s, stopped by "
-        f"{summary['stopped_by']}): {summary['ok']} ok, failed {summary['failed'] or 0}, "
-        f"{summary['transport_errors']} transport errors",
-        f"variants {summary['variants'] or '{}'}; versions {summary['model_versions'] or '{}'}",
-        f"client latency ms p50 {latency['p50']} p95 {latency['p95']} max {latency['max']}",
-        f"feedback: {feedback['scheduled']} scheduled, {feedback['accepted']} accepted, rejected "
-        f"{feedback['rejected'] or 0}, {feedback['transport_errors']} transport errors",
+        f"sent {summary.requests_sent} requests to {summary.url} (model {summary.model}) in "
+        f"{summary.traffic_seconds:.1f} s ({summary.achieved_rate} req/s, stopped by "
+        f"{summary.stopped_by}): {summary.ok} ok, failed {summary.failed or 0}, "
+        f"{summary.transport_errors} transport errors",
+        f"variants {summary.variants or '{}'}; versions {summary.model_versions or '{}'}",
+        f"client latency ms p50 {latency.p50} p95 {latency.p95} max {latency.max}",
+        f"feedback: {feedback.scheduled} scheduled, {feedback.accepted} accepted, rejected "
+        f"{feedback.rejected or 0}, {feedback.transport_errors} transport errors",
     ]
-    if summary["houses_repeated"]:
+    if summary.houses_repeated:
         lines.append(
-            f"warning: {summary['requests_sent']} requests but {summary['houses']} houses: houses repeat, so "
+            f"warning: {summary.requests_sent} requests but {summary.houses} houses: houses repeat, so "
             "A/B observations are not independent (use more houses or fewer requests)"
         )
     return "\n".join(lines)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from housing.strict import given, settings_option
 
 
 def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
@@ -14,35 +16,37 @@ def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
     app.command("drift-push")(drift_push)
 
 
-def _read_secret(value: str | None, path: Path | None, what: str) -> str | None:
+def _read_secret(path: Path | None, what: str) -> str | None:
     from housing.monitoring.retrain_trigger import RetrainTriggerError
 
     if path is None:
-        return value
+        return None
     try:
         return path.read_text().strip()
     except OSError as exc:
         raise RetrainTriggerError(f"{what} file {path}: {exc.strerror}") from exc
 
 
+def _setting(field: str, text: str, *flags: str) -> Any:
+    from housing.monitoring.retrain_trigger import TriggerSettings
+
+    return settings_option(TriggerSettings, field, text, *flags)
+
+
 def retrain_trigger(
-    host: Annotated[str, typer.Option(envvar="HOUSING_RETRAIN_HOST", help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="HOUSING_RETRAIN_PORT", help="Bind port.")] = 8080,
-    repository: Annotated[
-        str,
-        typer.Option(envvar="HOUSING_GITHUB_REPOSITORY", help="GitHub repository owner/name to dispatch to."),
-    ] = "OWNER/REPO",
+    host: Annotated[str | None, _setting("host", "Bind address.")] = None,
+    port: Annotated[int | None, _setting("port", "Bind port (0: a free one).")] = None,
+    github_repository: Annotated[
+        str | None,
+        _setting("github_repository", "GitHub repository owner/name to dispatch to.", "--repository"),
+    ] = None,
     github_api_url: Annotated[
-        str,
-        typer.Option(envvar="HOUSING_GITHUB_API_URL", help="GitHub API base URL (GHES, or a test stand-in)."),
-    ] = "https://api.github.com",
-    event_type: Annotated[str, typer.Option(help="repository_dispatch event type.")] = "retrain",
+        str | None, _setting("github_api_url", "GitHub API base URL (GHES, or a test stand-in).")
+    ] = None,
+    event_type: Annotated[str | None, _setting("event_type", "repository_dispatch event type.")] = None,
     dedup_ttl: Annotated[
-        float,
-        typer.Option(
-            envvar="HOUSING_RETRAIN_DEDUP_TTL", help="Seconds during which a group's repeats are ignored."
-        ),
-    ] = 6 * 3600.0,
+        float | None, _setting("dedup_ttl", "Seconds during which a group's repeats are ignored.")
+    ] = None,
     webhook_token_file: Annotated[
         Path | None,
         typer.Option(
@@ -53,33 +57,26 @@ def retrain_trigger(
         Path | None, typer.Option(help="File holding the GitHub token (default: env GITHUB_TOKEN).")
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option(envvar="HOUSING_RETRAIN_DRY_RUN", help="Log the dispatch instead of sending it.")
-    ] = False,
+        bool | None, _setting("dry_run", "Log the dispatch instead of sending it.", "--dry-run/--no-dry-run")
+    ] = None,
 ) -> None:
     """Receive Alertmanager webhooks; send GitHub repository_dispatch "retrain" for firing alert groups.
 
     Tokens come from the environment (HOUSING_RETRAIN_WEBHOOK_TOKEN, GITHUB_TOKEN) or files, never flags.
     """
     import logging
-    import os
     import signal
     import threading
 
     from housing.monitoring.retrain_trigger import RetrainTrigger, TriggerSettings, make_server
 
-    settings = TriggerSettings(
-        webhook_token=_read_secret(
-            os.environ.get("HOUSING_RETRAIN_WEBHOOK_TOKEN"), webhook_token_file, "webhook token"
-        )
-        or "",
-        github_token=_read_secret(os.environ.get("GITHUB_TOKEN"), github_token_file, "GitHub token"),
-        github_repository=repository,
-        github_api_url=github_api_url,
-        event_type=event_type,
-        dedup_ttl_s=dedup_ttl,
-        dry_run=dry_run,
-    )
-    server = make_server(RetrainTrigger(settings), host, port)
+    options = given(locals(), TriggerSettings)
+    secrets = {
+        "webhook_token": _read_secret(webhook_token_file, "webhook token"),
+        "github_token": _read_secret(github_token_file, "GitHub token"),
+    }
+    settings = TriggerSettings(**options, **given(secrets))  # unset: the settings read the env vars
+    server = make_server(RetrainTrigger(settings), settings.host, settings.port)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     bound_host, bound_port = server.server_address[:2]
     logging.getLogger("housing.monitoring.retrain_trigger").info(
@@ -87,8 +84,8 @@ def retrain_trigger(
         bound_host,
         bound_port,
         settings.dispatch_url,
-        event_type,
-        ", dry run" if dry_run else "",
+        settings.event_type,
+        ", dry run" if settings.dry_run else "",
     )
     try:
         server.serve_forever()

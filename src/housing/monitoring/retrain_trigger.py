@@ -6,7 +6,8 @@ alert group not seen within the de-duplication TTL, the trigger sends a GitHub `
 (event type ``retrain``) whose ``client_payload`` carries the alert details; the retrain workflow listens for
 it. Resolved notifications and repeats are acknowledged without dispatching.
 
-Stdlib only (``http.server``): it runs from the serving image next to the model.
+No web framework (``http.server``): it runs from the serving image next to the model, whose pydantic and
+pydantic-settings read :class:`TriggerSettings`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from housing.errors import HousingError
 from housing.monitoring import httpjson
+from housing.strict import ENV_PREFIX, OneLineErrors, StrictSettings, flag_and_env
 
 log = logging.getLogger(__name__)
 
@@ -49,37 +54,60 @@ class DispatchError(RuntimeError):
     """GitHub did not accept the repository_dispatch request."""
 
 
-@dataclass(frozen=True)
-class TriggerSettings:
-    webhook_token: str
-    github_repository: str
-    github_token: str | None = None
-    github_api_url: str = "https://api.github.com"
-    event_type: str = "retrain"
-    dedup_ttl_s: float = 6 * 3600.0
-    dry_run: bool = False
-    max_alerts_in_payload: int = 10
-    timeout_s: float = 10.0
+class TriggerSettings(OneLineErrors, StrictSettings):
+    """What ``housing retrain-trigger`` runs with: flags, or the ``HOUSING_*`` env vars that
+    k8s/base/retrain-trigger.yaml sets (``HOUSING_RETRAIN_<FIELD>``; the GitHub ones keep their names).
+    Tokens come from env vars or files, never from flags."""
 
-    def __post_init__(self) -> None:
-        if len(self.webhook_token) < MIN_TOKEN_LENGTH:
-            raise RetrainTriggerError(
-                "webhook token (HOUSING_RETRAIN_WEBHOOK_TOKEN) must be at least "
-                f"{MIN_TOKEN_LENGTH} characters"
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, env_prefix=f"{ENV_PREFIX}RETRAIN_", populate_by_name=True
+    )
+    setting_name: ClassVar[str] = "retrain-trigger"
+    setting_error: ClassVar[type[HousingError]] = RetrainTriggerError
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)  # 0: a free port
+    github_repository: str = Field(
+        validation_alias=f"{ENV_PREFIX}GITHUB_REPOSITORY", json_schema_extra={"flag": "--repository"}
+    )
+    github_api_url: str = Field("https://api.github.com", validation_alias=f"{ENV_PREFIX}GITHUB_API_URL")
+    event_type: str = Field("retrain", min_length=1, max_length=100)  # GitHub's limit
+    dedup_ttl: float = Field(6 * 3600.0, ge=0)  # seconds during which a group's repeats are not dispatched
+    dry_run: bool = False
+    webhook_token: SecretStr = Field(json_schema_extra={"flag": "--webhook-token-file"})
+    github_token: SecretStr | None = Field(
+        None, validation_alias="GITHUB_TOKEN", json_schema_extra={"flag": "--github-token-file"}
+    )
+    max_alerts_in_payload: int = Field(10, ge=1, json_schema_extra={"flag": None})
+    timeout: float = Field(10.0, gt=0, json_schema_extra={"flag": None})  # seconds per GitHub request
+
+    @field_validator("webhook_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters")
+        return value
+
+    @field_validator("github_repository")
+    @classmethod
+    def _owner_and_name(cls, value: str) -> str:
+        if not _REPOSITORY.match(value) or value == "OWNER/REPO":  # the manifest's placeholder
+            raise ValueError("must look like owner/name")
+        return value
+
+    @field_validator("github_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return httpjson.check_url(value)
+
+    @model_validator(mode="after")
+    def _token_unless_dry_run(self) -> TriggerSettings:
+        if not self.dry_run and self.github_token is None:
+            raise ValueError(
+                f"a GitHub token ({flag_and_env(TriggerSettings, 'github_token')}) is required unless "
+                f"dry run ({flag_and_env(TriggerSettings, 'dry_run')}) is on"
             )
-        if not _REPOSITORY.match(self.github_repository) or self.github_repository == "OWNER/REPO":
-            raise RetrainTriggerError(
-                f"GitHub repository (HOUSING_GITHUB_REPOSITORY) must look like owner/name, "
-                f"got {self.github_repository!r}"
-            )
-        if not self.dry_run and not self.github_token:
-            raise RetrainTriggerError("GITHUB_TOKEN is required unless dry-run mode is on")
-        try:
-            httpjson.check_url(self.github_api_url)
-        except ValueError as exc:
-            raise RetrainTriggerError(f"GitHub API URL (HOUSING_GITHUB_API_URL): {exc}") from exc
-        if self.dedup_ttl_s < 0:
-            raise RetrainTriggerError("de-duplication TTL must be >= 0 seconds")
+        return self
 
     @property
     def dispatch_url(self) -> str:
@@ -181,13 +209,15 @@ class RetrainTrigger:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self._dedup = Deduplicator(settings.dedup_ttl_s, clock)
+        self._dedup = Deduplicator(settings.dedup_ttl, clock)
         self._send = send or _post
 
     def authorized(self, header: str | None) -> bool:
         """Constant-time comparison of ``Authorization: Bearer <token>`` with the configured token."""
         scheme, _, token = (header or "").partition(" ")
-        valid = hmac.compare_digest(token.strip().encode(), self.settings.webhook_token.encode())
+        valid = hmac.compare_digest(
+            token.strip().encode(), self.settings.webhook_token.get_secret_value().encode()
+        )
         return scheme.lower() == "bearer" and valid
 
     def handle(self, notification: dict[str, Any]) -> Outcome:
@@ -201,7 +231,7 @@ class RetrainTrigger:
             log.info(
                 "duplicate notification for group %s within %.0fs: not dispatching",
                 group_key,
-                self.settings.dedup_ttl_s,
+                self.settings.dedup_ttl,
             )
             return Outcome(HTTPStatus.OK, "duplicate notification: already dispatched")
         payload = dispatch_payload(
@@ -226,13 +256,14 @@ class RetrainTrigger:
         return Outcome(HTTPStatus.ACCEPTED, "retrain dispatched", dispatched=True)
 
     def _dispatch(self, payload: dict[str, Any]) -> None:
+        token = self.settings.github_token
         headers = {
             "Accept": "application/vnd.github+json",
-            "Authorization": f"Bearer {self.settings.github_token}",
+            "Authorization": f"Bearer {token.get_secret_value() if token else ''}",
             "X-GitHub-Api-Version": "2022-11-28",
             "User-Agent": "housing-retrain-trigger",
         }
-        resp = self._send(self.settings.dispatch_url, payload, headers, self.settings.timeout_s)
+        resp = self._send(self.settings.dispatch_url, payload, headers, self.settings.timeout)
         if not resp.ok:
             raise DispatchError(f"HTTP {resp.status} from {self.settings.dispatch_url}: {resp.text()}")
 

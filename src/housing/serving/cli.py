@@ -12,17 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from housing.serving.settings import AbMode, LogFormat, LogLevel, ServeSettings, flag_and_env
-from housing.strict import field_help
-
-
-def _help(field: str, text: str) -> str:
-    """The text, the model's default and bounds, and the env var (escaped: typer renders rich markup)."""
-    return escape(
-        f"{field_help(ServeSettings, field, text)} [env var: {flag_and_env(field).split(' / ')[1]}]"
-    )
+from housing.serving.settings import AbMode, LogFormat, LogLevel, ServeSettings
+from housing.strict import given, settings_option
 
 
 def _choices(kind: type) -> str:
@@ -30,7 +22,7 @@ def _choices(kind: type) -> str:
 
 
 def _option(field: str, text: str, *flags: str) -> Any:
-    return typer.Option(*flags, help=_help(field, text), show_default=False)
+    return settings_option(ServeSettings, field, text, *flags)
 
 
 def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
@@ -132,7 +124,7 @@ def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
         ] = None,
     ) -> None:
         """Serve the model: KServe V1 + Open Inference Protocol V2, /metrics, feedback, inference log."""
-        given = {name: value for name, value in locals().items() if value is not None}  # the options set
+        options = given(locals())  # the options set
         from housing.serving.server import run
 
-        run(ServeSettings(**given))
+        run(ServeSettings(**options))

@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from housing.artifact import METADATA_FILE
 from housing.errors import ConfigError
 from housing.paths import INFERENCE_LOG_DIR, MODELS
-from housing.strict import ENV_PREFIX, StrictSettings
+from housing.strict import OneLineErrors, StrictSettings, flag_and_env
 
 KSERVE_MODEL_DIR = Path("/mnt/models")  # where KServe's storage initializer puts the storageUri's files
 BAKED_MODEL_DIR_ENV = "HOUSING_BAKED_MODEL_DIR"  # set by the image to the model copied in at build time
@@ -71,8 +71,10 @@ def resolve_model_dir(explicit: Path | None) -> Path:
     return MODELS
 
 
-class ServeSettings(StrictSettings):
+class ServeSettings(OneLineErrors, StrictSettings):
     """What ``housing serve`` runs with. Field ``x`` is flag ``--x`` (dashes) and env var ``HOUSING_X``."""
+
+    setting_name: ClassVar[str] = "serve"
 
     model_dir: Path | None = None  # None: resolve_model_dir's precedence, applied when the app is built
     host: str = "127.0.0.1"
@@ -107,12 +109,6 @@ class ServeSettings(StrictSettings):
     # None: derived from the two model versions, so a new pair of models reshuffles the arms.
     ab_salt: str | None = Field(None, min_length=1, max_length=MAX_SALT_CHARS)
 
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except ValidationError as exc:
-            raise ConfigError(describe_errors(exc)) from None
-
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_name(cls, value: Any) -> Any:
@@ -133,7 +129,7 @@ class ServeSettings(StrictSettings):
         if self.ab_mode is not AbMode.OFF and self.challenger_model_dir is None:
             raise ValueError(
                 f"ab_mode={self.ab_mode.value!r} needs a challenger model directory "
-                f"({flag_and_env('challenger_model_dir')})"
+                f"({flag_and_env(ServeSettings, 'challenger_model_dir')})"
             )
         return self
 
@@ -141,42 +137,3 @@ class ServeSettings(StrictSettings):
     def log_dir(self) -> Path | None:
         """Where the inference log goes; None when it is off."""
         return None if self.no_inference_log else self.inference_log_dir
-
-
-def flag_and_env(field: str) -> str:
-    """``--the-flag / HOUSING_THE_FLAG`` of a setting."""
-    return f"--{field.replace('_', '-')} / {ENV_PREFIX}{field.upper()}"
-
-
-_BOUNDS = {
-    "greater_than_equal": ("ge", ">="),
-    "greater_than": ("gt", ">"),
-    "less_than_equal": ("le", "<="),
-    "less_than": ("lt", "<"),
-}
-
-
-def describe_errors(exc: ValidationError) -> str:
-    """One line for every broken rule: the setting and its value, the rule, the flag and env var."""
-    return "; ".join(_describe(error) for error in exc.errors())
-
-
-def _describe(error: Any) -> str:
-    loc = error["loc"]
-    if not loc:  # a rule across fields (model validator): its message names what to set
-        return f"serve setting {error['msg'].removeprefix('Value error, ')}"
-    field = str(loc[0])
-    if field not in ServeSettings.model_fields:
-        return f"serve setting {field}: unknown setting"
-    value = error.get("input")
-    kind = error["type"]
-    if kind in _BOUNDS:
-        key, symbol = _BOUNDS[kind]
-        rule = f"is out of range: must be {symbol} {error['ctx'][key]}"
-    elif kind == "enum":
-        annotation = ServeSettings.model_fields[field].annotation
-        choices = ", ".join(member.value for member in annotation)  # type: ignore[union-attr]
-        rule = f": must be one of {choices}"
-    else:
-        rule = f": {error['msg'].removeprefix('Value error, ').lower()}"
-    return f"serve setting {field}={value!r} {rule} ({flag_and_env(field)})".replace(" :", ":")

@@ -27,6 +27,7 @@ import yaml
 from kserve_standin import KServeStandin, KubeApiStandin
 from procutil import free_port, require, running
 
+from housing.server_process import start_server
 from loopback import LoopbackServer, QuietHandler
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -77,20 +78,16 @@ def stack(request, tmp_path_factory):
 def _servers(tmp: Path, model_dir: Path, ports: dict[str, int]):
     from contextlib import ExitStack
 
-    stack = ExitStack()
-    for revision, faults in SERVERS.values():
-        env = os.environ | {
-            "HOUSING_MODEL_DIR": str(model_dir),
-            "HOUSING_HOST": "127.0.0.1",
-            "HOUSING_PORT": str(ports[revision]),
-            "HOUSING_MODEL_NAME": "housing",
-            "HOUSING_INFERENCE_LOG_DIR": str(tmp / f"log-{revision}"),
-            "OMP_NUM_THREADS": "1",
-        }
-        cmd = [HOUSING, "serve", "--host", "127.0.0.1", "--port", str(ports[revision]), *faults]
-        url = f"http://127.0.0.1:{ports[revision]}/v2/health/ready"
-        stack.enter_context(running(cmd, tmp / f"serve-{revision}.log", url, env=env, timeout=60))
-    return stack
+    with ExitStack() as stack:  # a server that fails to start stops those already started
+        for revision, faults in SERVERS.values():
+            env = {  # configured the way the InferenceService's container is: HOUSING_* env vars
+                "HOUSING_MODEL_DIR": str(model_dir),
+                "HOUSING_MODEL_NAME": "housing",
+                "HOUSING_INFERENCE_LOG_DIR": str(tmp / f"log-{revision}"),
+            }
+            server = start_server(tmp / f"serve-{revision}.log", *faults, port=ports[revision], env=env)
+            stack.enter_context(server)
+        return stack.pop_all()
 
 
 class PrometheusProcess:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from housing.experiments.loop import LoopConfig, run_loop
+from housing.experiments.loop import LoopConfig, LoopSummary, run_loop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,46 +41,48 @@ def test_shortened_loop_promotes_the_retrained_challenger_on_a_significant_verdi
     )
     lines: list[str] = []
     summary = run_loop(config, params, echo=lines.append)
-    steps = summary["steps"]
+    steps = summary.steps
     transcript = "\n".join(lines)
 
     # Drift is detected on the window the server logged, and the live MAE gauge degraded.
-    drift = steps["drift"]
-    assert drift["retrain_recommended"], transcript
-    assert drift["drift_score"] >= drift["threshold"]
-    assert drift["mae_gauge_after"] > 1.3 * drift["mae_gauge_before"]
-    assert drift["labelled_rows"] == drift["window_rows"] == 2600
+    drift = steps.drift
+    assert drift.retrain_recommended, transcript
+    assert drift.drift_score >= drift.threshold
+    assert drift.mae_gauge_after > 1.3 * drift.mae_gauge_before
+    assert drift.labelled_rows == drift.window_rows == 2600
     # The challenger was retrained on the training rows plus the labelled window.
-    assert steps["challenger"]["rows"] == steps["champion"]["rows"] + drift["labelled_rows"]
+    assert steps.challenger.rows == steps.champion.rows + drift.labelled_rows
 
     # The verdict comes from the statistics: both arms at the horizon, a significant, negative difference.
-    ab = steps["abtest"]
-    assert summary["outcome"] == ab["verdict"] == "challenger_wins", transcript
-    assert ab["design"] == "unpaired"
-    assert min(ab["n_champion"], ab["n_challenger"]) >= ab["horizon_per_arm"]
-    assert ab["p_value"] < params.abtest.alpha
-    assert ab["ci"][1] < 0
-    assert ab["mae_challenger"] < ab["mae_champion"]
-    assert all(ab["guardrails"].values())
+    ab = steps.abtest
+    assert summary.outcome == ab.verdict == "challenger_wins", transcript
+    assert ab.design == "unpaired"
+    assert min(ab.n_champion, ab.n_challenger) >= ab.horizon_per_arm
+    assert ab.p_value < params.abtest.alpha
+    assert ab.ci[1] < 0
+    assert ab.mae_challenger < ab.mae_champion
+    assert all(ab.guardrails.values())
     verdict = json.loads((tmp_path / "loop" / "reports" / "abtest.json").read_text())
     assert verdict["verdict"] == "challenger_wins"
-    assert verdict["plan"]["summary"].startswith(f"need {ab['horizon_per_arm']} per arm")
+    assert verdict["plan"]["summary"].startswith(f"need {ab.horizon_per_arm} per arm")
     assert "challenger_wins" in (tmp_path / "loop" / "reports" / "abtest.md").read_text()
 
     # Promotion moved @champion to the challenger's registered version, in the loop's own store.
-    promotion = steps["promotion"]
-    assert promotion["promoted"]
-    assert promotion["champion_version"] == steps["challenger"]["registry"]["version"] == "2"
-    assert promotion["previous"] == steps["champion"]["registry"]["version"] == "1"
-    assert "dvc.lock pins " + steps["challenger"]["model_version"] in promotion["rollout"]
-    assert "registry.example/housing:${GIT_SHA:?" in promotion["rollout"]
+    promotion = steps.promotion
+    assert promotion.promoted
+    assert promotion.champion_version == steps.challenger.registry.version == "2"
+    assert promotion.previous == steps.champion.registry.version == "1"
+    assert "dvc.lock pins " + steps.challenger.model_version in promotion.rollout
+    assert "registry.example/housing:${GIT_SHA:?" in promotion.rollout
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'loop' / 'mlflow.db'}")
     champion = client.get_model_version_by_alias(params.register_.model_name, "champion")
-    assert champion.tags["model_version"] == steps["challenger"]["model_version"]
+    assert champion.tags["model_version"] == steps.challenger.model_version
 
     # Nothing of the repository's was touched, and the process environment is restored.
     assert os.environ.get("MLFLOW_TRACKING_URI") == uri_before
     assert digests() == before
     assert "[10/10] promotion" in transcript
+    # The summary file is the typed summary, read back whole.
+    assert LoopSummary.model_validate_json((tmp_path / "loop" / "loop_summary.json").read_text()) == summary

@@ -45,10 +45,10 @@ class ScriptedMetrics:
 
 PLAN = CanaryPlan(
     steps=(10, 50, 100),
-    ready_timeout_s=30,
-    poll_s=1,
-    analysis_window_s=60,
-    interval_s=10,
+    ready_timeout=30,
+    poll=1,
+    analysis_window=60,
+    interval=10,
     rate_window="1m",
     failure_limit=2,
 )
@@ -253,7 +253,7 @@ def test_invalid_steps_are_refused(steps):
 
 
 def test_invalid_plan_values_are_refused():
-    with pytest.raises(CanaryError, match="interval_s"):
-        CanaryPlan(interval_s=0)
+    with pytest.raises(CanaryError, match="--interval"):
+        CanaryPlan(interval=0)
     with pytest.raises(CanaryError, match="failure-limit"):
         CanaryPlan(failure_limit=0)

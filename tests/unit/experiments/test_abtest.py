@@ -64,43 +64,43 @@ def test_plan_overrides_floor_and_errors():
 
 def test_clearly_better_challenger_wins():
     result = analyze(ab_records(7000, seed=11, challenger_noise=0.28), DEFAULT)
-    assert result["verdict"] == "challenger_wins", result["reason"]
-    primary = result["primary"]
+    assert result.verdict == "challenger_wins", result.reason
+    primary = result.primary
     horizon = make_plan(DEFAULT).n_per_arm
-    assert primary["n_champion"] == primary["n_challenger"] == horizon
-    assert primary["test"] == "welch_t"
-    assert primary["difference"] < 0
-    assert primary["ci_high"] < 0
-    assert primary["p_value"] < DEFAULT.alpha
-    assert all(g["passed"] for g in result["guardrails"])
-    assert result["variants"]["challenger"]["model_versions"] == ["sha-challenger"]
+    assert primary.n_champion == primary.n_challenger == horizon
+    assert primary.test == "welch_t"
+    assert primary.difference < 0
+    assert primary.ci_high < 0
+    assert primary.p_value < DEFAULT.alpha
+    assert all(g.passed for g in result.guardrails)
+    assert result.variants.challenger.model_versions == ["sha-challenger"]
 
 
 def test_clearly_worse_challenger_loses():
     result = analyze(ab_records(7000, seed=12, challenger_noise=0.45), DEFAULT)
-    assert result["verdict"] == "champion_wins", result["reason"]
-    assert result["primary"]["difference"] > 0
-    assert result["primary"]["ci_low"] > 0
+    assert result.verdict == "champion_wins", result.reason
+    assert result.primary.difference > 0
+    assert result.primary.ci_low > 0
 
 
 def test_too_few_observations_is_collecting_and_no_test_is_read():
     below_min = analyze(ab_records(120, seed=13, challenger_noise=0.1), DEFAULT)
-    assert below_min["verdict"] == "collecting"
-    assert "minimum 100" in below_min["reason"]
+    assert below_min.verdict == "collecting"
+    assert "minimum 100" in below_min.reason
     # A huge effect, but the fixed horizon (2820 per arm) is not reached: no verdict and no p-value shown.
     before_horizon = analyze(ab_records(2000, seed=13, challenger_noise=0.1), DEFAULT)
-    assert before_horizon["verdict"] == "collecting"
-    assert before_horizon["primary"] is None
-    assert "fixed horizon not reached" in before_horizon["reason"]
-    assert before_horizon["progress"]["required_per_arm"] == make_plan(DEFAULT).n_per_arm
+    assert before_horizon.verdict == "collecting"
+    assert before_horizon.primary is None
+    assert "fixed horizon not reached" in before_horizon.reason
+    assert before_horizon.progress.required_per_arm == make_plan(DEFAULT).n_per_arm
 
 
 def test_no_feedback_yet_is_collecting():
     result = analyze(ab_records(500, seed=14, feedback_share=0.0), SMALL)
-    assert result["verdict"] == "collecting"
-    assert "no champion or challenger observations" in result["reason"]
-    assert result["variants"]["champion"]["requests"] > 0
-    assert result["variants"]["champion"]["n"] == 0
+    assert result.verdict == "collecting"
+    assert "no champion or challenger observations" in result.reason
+    assert result.variants.champion.requests > 0
+    assert result.variants.champion.n == 0
 
 
 def test_fixed_horizon_verdict_does_not_change_after_the_horizon():
@@ -111,9 +111,9 @@ def test_fixed_horizon_verdict_does_not_change_after_the_horizon():
     for record in later:
         record["ts"] += 1e6
     second = analyze(records + later, DEFAULT)
-    assert first["verdict"] == second["verdict"] == "challenger_wins"
-    assert first["primary"]["difference"] == second["primary"]["difference"]
-    assert second["variants"]["challenger"]["n"] > second["variants"]["challenger"]["n_analysed"]
+    assert first.verdict == second.verdict == "challenger_wins"
+    assert first.primary.difference == second.primary.difference
+    assert second.variants.challenger.n > second.variants.challenger.n_analysed
 
 
 def _no_difference_share(params_list, reps=200, n_houses=700):
@@ -121,7 +121,7 @@ def _no_difference_share(params_list, reps=200, n_houses=700):
     for seed in range(reps):
         records = ab_records(n_houses, seed=1000 + seed)
         for i, params in enumerate(params_list):
-            verdict = analyze(records, params)["verdict"]
+            verdict = analyze(records, params).verdict
             assert verdict != "collecting"
             counts[i] += verdict == "no_difference"
     return [c / reps for c in counts]
@@ -140,12 +140,12 @@ def test_identical_models_say_no_difference_in_at_least_95_percent_of_repetition
 
 def test_shadow_mode_uses_the_paired_design():
     identical = analyze(ab_records(3000, seed=21, shadow=True, identical=True), DEFAULT)
-    assert identical["design"] == "paired"
-    assert identical["verdict"] == "no_difference"
-    assert identical["primary"]["test"] == "paired_t"
-    assert identical["primary"]["p_value"] == 1.0
-    assert identical["variants"]["challenger"]["shadow_requests"] == 3000
-    assert identical["variants"]["challenger"]["requests"] == 0
+    assert identical.design == "paired"
+    assert identical.verdict == "no_difference"
+    assert identical.primary.test == "paired_t"
+    assert identical.primary.p_value == 1.0
+    assert identical.variants.challenger.shadow_requests == 3000
+    assert identical.variants.challenger.requests == 0
 
 
 def test_paired_design_detects_what_the_unpaired_test_misses():
@@ -155,11 +155,11 @@ def test_paired_design_detects_what_the_unpaired_test_misses():
     )
     paired = analyze(records, DEFAULT)
     unpaired = analyze(records, DEFAULT.model_copy(update={"design": "unpaired"}))
-    assert paired["design"] == "paired"
-    assert unpaired["design"] == "unpaired"
-    assert paired["primary"]["difference"] == pytest.approx(unpaired["primary"]["difference"])
-    assert paired["verdict"] == "challenger_wins", paired["reason"]
-    assert unpaired["verdict"] == "no_difference", unpaired["reason"]
+    assert paired.design == "paired"
+    assert unpaired.design == "unpaired"
+    assert paired.primary.difference == pytest.approx(unpaired.primary.difference)
+    assert paired.verdict == "challenger_wins", paired.reason
+    assert unpaired.verdict == "no_difference", unpaired.reason
 
 
 # --- guardrails -------------------------------------------------------------------------------------------
@@ -167,19 +167,19 @@ def test_paired_design_detects_what_the_unpaired_test_misses():
 
 def test_server_error_guardrail_vetoes_a_better_challenger():
     result = analyze(ab_records(7000, seed=31, challenger_noise=0.28, challenger_error_rate=0.03), DEFAULT)
-    assert result["verdict"] == "champion_wins"
-    failed = {g["name"] for g in result["guardrails"] if not g["passed"]}
+    assert result.verdict == "champion_wins"
+    failed = {g.name for g in result.guardrails if not g.passed}
     assert failed == {"error_rate"}
-    assert "guardrail(s) error_rate" in result["reason"]
-    assert result["variants"]["challenger"]["error_rate"] > 0.02
+    assert "guardrail(s) error_rate" in result.reason
+    assert result.variants.challenger.error_rate > 0.02
 
 
 def test_latency_guardrail_vetoes_a_slow_challenger():
     result = analyze(ab_records(7000, seed=32, challenger_noise=0.28, challenger_latency_ms=2.0), DEFAULT)
-    assert result["verdict"] == "champion_wins"
-    latency = next(g for g in result["guardrails"] if g["name"] == "latency_p95")
-    assert not latency["passed"]
-    assert latency["ratio_lower_bound"] > 1.1
+    assert result.verdict == "champion_wins"
+    latency = next(g for g in result.guardrails if g.name == "latency_p95")
+    assert not latency.passed
+    assert latency.ratio_lower_bound > 1.1
 
 
 def test_ppe10_guardrail_vetoes_a_challenger_that_is_never_within_10_percent():
@@ -190,10 +190,10 @@ def test_ppe10_guardrail_vetoes_a_challenger_that_is_never_within_10_percent():
         if record["kind"] == "prediction" and record["variant"] == "challenger":
             record["prediction"] = actual[record["request_id"]] * 1.11
     result = analyze(records, DEFAULT)
-    assert result["primary"]["direction"] == "challenger_better"
-    assert result["verdict"] == "champion_wins"
-    assert [g["name"] for g in result["guardrails"] if not g["passed"]] == ["ppe10"]
-    assert result["variants"]["challenger"]["ppe10"] == 0.0
+    assert result.primary.direction == "challenger_better"
+    assert result.verdict == "champion_wins"
+    assert [g.name for g in result.guardrails if not g.passed] == ["ppe10"]
+    assert result.variants.challenger.ppe10 == 0.0
 
 
 def test_guardrails_can_be_disabled():
@@ -201,8 +201,8 @@ def test_guardrails_can_be_disabled():
         update={"guardrails": GuardrailParams(error_rate=False, ppe10=False, latency_p95=False)}
     )
     result = analyze(ab_records(7000, seed=31, challenger_noise=0.28, challenger_error_rate=0.03), off)
-    assert result["guardrails"] == []
-    assert result["verdict"] == "challenger_wins"
+    assert result.guardrails == []
+    assert result.verdict == "challenger_wins"
 
 
 def test_client_errors_do_not_count_against_a_variant():
@@ -219,8 +219,8 @@ def test_client_errors_do_not_count_against_a_variant():
         for i in range(50)
     ]
     result = analyze(records, SMALL)
-    assert result["variants"]["challenger"]["server_errors"] == 0
-    assert result["variants"]["challenger"]["errors_by_reason"] == {"out_of_range": 50}
+    assert result.variants.challenger.server_errors == 0
+    assert result.variants.challenger.errors_by_reason == {"out_of_range": 50}
 
 
 # --- sequential method (mSPRT) -----------------------------------------------------------------------------
@@ -250,13 +250,13 @@ def test_msprt_decides_early_on_a_large_effect_and_waits_otherwise():
     params = DEFAULT.model_copy(update={"method": "msprt"})
     horizon = make_plan(DEFAULT).n_per_arm
     early = analyze(ab_records(2000, seed=41, challenger_noise=0.25), params)
-    assert early["verdict"] == "challenger_wins", early["reason"]
-    assert early["primary"]["n_champion"] < horizon
-    assert early["primary"]["decided_by"] == "msprt"
+    assert early.verdict == "challenger_wins", early.reason
+    assert early.primary.n_champion < horizon
+    assert early.primary.decided_by == "msprt"
     waiting = analyze(ab_records(2000, seed=42), params)
-    assert waiting["verdict"] == "collecting"
-    assert "mSPRT not conclusive" in waiting["reason"]
-    assert waiting["progress"]["required_per_arm"] == math.ceil(horizon * params.msprt_max_n_factor)
+    assert waiting.verdict == "collecting"
+    assert "mSPRT not conclusive" in waiting.reason
+    assert waiting.progress.required_per_arm == math.ceil(horizon * params.msprt_max_n_factor)
 
 
 def test_msprt_confidence_interval_contains_the_estimate_and_widens_with_variance():
@@ -272,18 +272,18 @@ def test_msprt_confidence_interval_contains_the_estimate_and_widens_with_varianc
 
 def test_json_and_markdown_carry_the_numbers():
     result = analyze(ab_records(7000, seed=51, challenger_noise=0.30), DEFAULT)
-    text = json.dumps(result, allow_nan=False)  # strict JSON: no NaN/Infinity
+    text = json.dumps(result.model_dump(mode="json"), allow_nan=False)  # strict JSON: no NaN/Infinity
     assert json.loads(text)["verdict"] == "challenger_wins"
     markdown = render_markdown(result)
-    primary, champ, chal = result["primary"], result["variants"]["champion"], result["variants"]["challenger"]
+    primary, champ, chal = result.primary, result.variants.champion, result.variants.challenger
     for needle in [
         "`challenger_wins`",
-        f"need {result['plan']['n_per_arm']} per arm",
-        f"{champ['mae']:.4f}",
-        f"{chal['mae']:.4f}",
-        f"{primary['difference']:.4f}",
-        f"[{primary['ci_low']:.4f}, {primary['ci_high']:.4f}]",
-        f"{primary['p_value']:.3g}",
+        f"need {result.plan.n_per_arm} per arm",
+        f"{champ.mae:.4f}",
+        f"{chal.mae:.4f}",
+        f"{primary.difference:.4f}",
+        f"[{primary.ci_low:.4f}, {primary.ci_high:.4f}]",
+        f"{primary.p_value:.3g}",
         "98% CI",
         "error_rate",
         "latency_p95",
@@ -300,8 +300,8 @@ def test_unknown_variants_and_duplicates_are_reported():
     records.append(dict(records[0]))  # a reused request id
     records.append({**records[0], "variant": "canary"})
     result = analyze(records, SMALL)
-    assert any("unknown variant 'canary'" in w for w in result["warnings"])
-    assert any("duplicate prediction" in w for w in result["warnings"])
+    assert any("unknown variant 'canary'" in w for w in result.warnings)
+    assert any("duplicate prediction" in w for w in result.warnings)
 
 
 def test_analyze_log_reads_the_servers_inference_log(tmp_path):
@@ -329,8 +329,8 @@ def test_analyze_log_reads_the_servers_inference_log(tmp_path):
     assert len(list(tmp_path.glob("inference-*.jsonl"))) > 1  # rotated
     params = SMALL.model_copy(update={"method": "msprt"})
     result = analyze_log(tmp_path, params)
-    assert result["verdict"] == "challenger_wins"
-    assert result["source"] == str(tmp_path)
-    assert result["progress"]["n_champion"] + result["progress"]["n_challenger"] == 3000
+    assert result.verdict == "challenger_wins"
+    assert result.source == str(tmp_path)
+    assert result.progress.n_champion + result.progress.n_challenger == 3000
     with pytest.raises(AbTestError, match="inference log not found"):
         analyze_log(tmp_path / "missing", params)

@@ -1,5 +1,6 @@
-"""The loop's building blocks (work dir, data split, the coastal_boom scenario) and the false-positive rate of
-the whole A/B chain on a real model: real house values, the server's routing hash, the analysis."""
+"""The loop's building blocks (settings, work dir, data split, step timing, the coastal_boom scenario) and the
+false-positive rate of the whole A/B chain on a real model: real house values, the server's routing hash, the
+analysis."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import pandas as pd
 import pytest
 
 from housing.artifact import load_verified, onnx_session
-from housing.config import AbTestParams, GuardrailParams
+from housing.config import AbTestParams, GuardrailParams, HGBParams
 from housing.errors import ConfigError
 from housing.experiments.abtest import analyze, make_plan
-from housing.experiments.loop import MARKER, LoopConfig, prepare_workdir, split_data
+from housing.experiments.loop import LoopConfig, StepClock
+from housing.experiments.loop_steps import MARKER, prepare_workdir, split_data
+from housing.experiments.traffic import TrafficConfig
 from housing.serving.router import assign_variant
 from housing.simulate import COASTAL_BOOM_FACTOR, degrees_from_coast, scenario_window
+from settings_support import assert_options_follow, command_options
 
 TARGET = "MedHouseVal"
 
@@ -21,15 +25,21 @@ TARGET = "MedHouseVal"
 @pytest.mark.parametrize(
     ("overrides", "flag"),
     [
-        ({"drift_houses": 10}, r"--drift-houses=10: must be at least 100"),
-        ({"challenger_share": 1.0}, r"--challenger-share=1.0: must be in \(0, 1\)"),
-        ({"feedback_share": 0.0}, r"--feedback-share=0.0: must be in \(0, 1\]"),
-        ({"production_share": 0.95}, r"--production-share=0.95: must be in \[0.05, 0.8\]"),
-        ({"max_iter": 0}, "--max-iter=0: must be at least 1"),
+        ({"drift_houses": 10}, r"drift_houses=10 is out of range: must be >= 100 \(--drift-houses\)"),
+        (
+            {"challenger_share": 1.0},
+            r"challenger_share=1.0 is out of range: must be < 1.0 \(--challenger-share\)",
+        ),
+        ({"feedback_share": 0.0}, r"feedback_share=0.0 is out of range: must be > 0.0 \(--feedback-share\)"),
+        (
+            {"production_share": 0.95},
+            r"production_share=0.95 is out of range: must be <= 0.8 \(--production-share\)",
+        ),
+        ({"max_iter": 0}, r"max_iter=0 is out of range: must be >= 1 \(--max-iter\)"),
     ],
 )
 def test_bad_loop_settings_name_the_flag(overrides, flag):
-    with pytest.raises(ConfigError, match=f"loop: {flag}"):
+    with pytest.raises(ConfigError, match=f"loop setting {flag}"):
         LoopConfig(**overrides)
 
 
@@ -51,12 +61,11 @@ def test_workdir_is_rebuilt_only_when_the_loop_made_it(tmp_path, monkeypatch):
 
 
 def test_split_keeps_production_houses_out_of_training(tmp_path, params):
-    config = LoopConfig(production_share=0.4)
-    result = split_data(params, config, tmp_path)
-    rows = result["rows"]
+    result = split_data(params, LoopConfig(production_share=0.4).production_share, tmp_path)
+    rows = result.rows
     assert rows["train"] + rows["drift_pool"] + rows["ab_pool"] == 20_640
     assert rows["drift_pool"] == rows["ab_pool"] == 4128
-    frames = {name: pd.read_csv(path) for name, path in result["paths"].items()}
+    frames = {name: pd.read_csv(path) for name, path in result.paths.items()}
     keys = {name: set(map(tuple, frame.to_numpy().round(6))) for name, frame in frames.items()}
     assert not keys["train"] & keys["drift_pool"]
     assert not keys["train"] & keys["ab_pool"]
@@ -130,7 +139,67 @@ def test_identical_real_models_split_by_the_routing_hash_say_no_difference(model
     for repetition in range(200):
         order = rng.permutation(len(y_test))
         result = analyze(_records(houses, predictions, y_test, f"exp-{repetition}", order), params, plan)
-        verdicts.append(result["verdict"])
+        verdicts.append(result.verdict)
     assert "collecting" not in verdicts
     share = verdicts.count("no_difference") / len(verdicts)
     assert share >= 0.95, verdicts
+
+
+def test_options_take_defaults_limits_and_help_from_the_settings():
+    assert_options_follow(LoopConfig, command_options("loop"))
+
+
+@pytest.mark.parametrize(
+    ("field", "params_model", "params_field", "values"),
+    [
+        ("max_iter", HGBParams, "max_iter", [0, 1, 500]),
+        ("challenger_share", AbTestParams, "expected_challenger_share", [0.0, 0.5, 1.0]),
+        ("mde", AbTestParams, "mde", [-0.1, 0.0, 0.15]),
+    ],
+)
+def test_settings_the_loop_hands_to_params_follow_those_params_rules(
+    field, params_model, params_field, values
+):
+    """One bound, not a copy: the loop refuses exactly what params.yaml would refuse for the same key."""
+    for value in values:
+        try:
+            params_model(**{params_field: value})
+            accepted_by_params = True
+        except ValueError:
+            accepted_by_params = False
+        try:
+            LoopConfig(**{field: value})
+            accepted_by_loop = True
+        except ConfigError:
+            accepted_by_loop = False
+        assert accepted_by_loop == accepted_by_params, (field, value)
+
+
+def test_the_simulators_rules_apply_to_the_traffic_the_loop_sends(params):
+    """Bug fixed: the loop allowed --concurrency up to 64 while the simulator it drives allows 256, and took
+    --seed -1, which passed every check and failed in numpy's generator (a traceback) at step 3, after the
+    champion was trained. The loop's traffic settings now carry the simulator's bounds."""
+    config = LoopConfig(concurrency=200, rate=50, feedback_share=0.5, feedback_delay=0, seed=3)
+    assert config.traffic() == TrafficConfig(
+        concurrency=200, rate=50, feedback_share=0.5, feedback_delay=0, seed=3
+    )
+    with pytest.raises(ConfigError, match=r"loop setting seed=-1 is out of range: must be >= 0 \(--seed\)"):
+        LoopConfig(seed=-1)
+    with pytest.raises(ConfigError, match=r"concurrency=257 is out of range: must be <= 256"):
+        LoopConfig(concurrency=257)
+    with pytest.raises(ConfigError, match=r"scenario='nope': unknown scenario; valid: none, .*coastal_boom"):
+        LoopConfig(scenario="nope")
+    assert LoopConfig(challenger_share=0.2).ab_params(params).expected_challenger_share == 0.2
+
+
+def test_each_step_is_announced_and_timed():
+    lines: list[str] = []
+    clock = StepClock(lines.append)
+    clock.begin(1, "first")
+    clock.lines(["  did it"])
+    clock.begin(2, "second")
+    clock.end()
+    assert lines[0] == "\n[1/10] first (t = 0 s)"
+    assert lines[1:] == ["  did it", "\n[2/10] second (t = 0 s)"]
+    assert list(clock.seconds) == ["first", "second"]
+    assert all(seconds >= 0 for seconds in clock.seconds.values())

@@ -9,27 +9,26 @@ import pytest
 from abtest_synthetic import ab_records
 from typer.testing import CliRunner
 
-from housing.config import RegisterParams
+from housing.config import AbTestParams, RegisterParams
 from housing.errors import RegistryError
-from housing.experiments.abtest import AbTestError
+from housing.experiments.abtest import AbTestError, analyze
 from housing.experiments.promotion import promote_verdict, rollout_instructions
+from housing.experiments.verdict import Arms, Verdict, read_verdict, write_json
 
 NAME = "housing-abtest"
 
 
 def _verdict_file(tmp_path, verdict: str = "challenger_wins", versions=("sha-two",)):
+    """A verdict file as `abtest analyze` writes it, saying ``verdict`` about the challenger ``versions``."""
+    analysed = analyze(ab_records(300, seed=5), AbTestParams())
+    variants = Arms(
+        champion=analysed.variants.champion.model_copy(update={"model_versions": ["sha-one"]}),
+        challenger=analysed.variants.challenger.model_copy(update={"model_versions": list(versions)}),
+    )
     path = tmp_path / "abtest.json"
-    path.write_text(
-        json.dumps(
-            {
-                "verdict": verdict,
-                "reason": "because",
-                "variants": {
-                    "champion": {"model_versions": ["sha-one"]},
-                    "challenger": {"model_versions": list(versions)},
-                },
-            }
-        )
+    write_json(
+        path,
+        analysed.model_copy(update={"verdict": Verdict(verdict), "reason": "because", "variants": variants}),
     )
     return path
 
@@ -71,7 +70,7 @@ def test_refuses_any_other_verdict(tmp_path, overlay, verdict):
 
 
 def test_refuses_bad_files(tmp_path, overlay):
-    with pytest.raises(AbTestError, match="verdict file not found"):
+    with pytest.raises(AbTestError, match="file not found \\(run `housing abtest analyze` first\\)"):
         promote_verdict(tmp_path / "none.json", RegisterParams(), overlay=overlay)
     broken = tmp_path / "broken.json"
     broken.write_text("{")
@@ -81,6 +80,24 @@ def test_refuses_bad_files(tmp_path, overlay):
         promote_verdict(
             _verdict_file(tmp_path, versions=("a", "b")), RegisterParams(), overlay=overlay, dry_run=True
         )
+
+
+def test_a_verdict_file_reads_back_into_the_model_and_a_partial_one_is_refused(tmp_path):
+    path = _verdict_file(tmp_path, "no_difference")
+    verdict = read_verdict(path)
+    assert verdict.verdict is Verdict.NO_DIFFERENCE
+    assert verdict.variants.challenger.model_versions == ["sha-two"]
+    assert json.loads(path.read_text())["variants"]["challenger"]["model_versions"] == ["sha-two"]
+    document = json.loads(path.read_text())
+    del document["progress"]
+    path.write_text(json.dumps(document))
+    with pytest.raises(AbTestError, match=r"field 'progress': Field required .*`housing abtest analyze`"):
+        read_verdict(path)
+    document["progress"] = {}
+    document["verdict"] = "maybe"
+    path.write_text(json.dumps(document))
+    with pytest.raises(AbTestError, match="field 'verdict': Input should be 'challenger_wins'"):
+        read_verdict(path)
 
 
 def test_rollout_instructions_name_the_overlay_image_and_namespace(overlay):
@@ -128,10 +145,10 @@ def test_challenger_wins_moves_champion_to_the_tested_version(tmp_path, overlay,
     registry.set_model_version_tag(NAME, newer.version, "model_version", "sha-three")
     registry.set_registered_model_alias(NAME, "challenger", newer.version)
     result = promote_verdict(_verdict_file(tmp_path), RegisterParams(model_name=NAME), overlay=overlay)
-    assert result["registry"]["promoted"] is True
+    assert result.registry["promoted"] is True
     assert str(registry.get_model_version_by_alias(NAME, "champion").version) == "2"
-    assert result["registry"]["previous"] == "1"
-    assert "dvc.lock pins sha-two" in result["rollout"]
+    assert result.registry["previous"] == "1"
+    assert "dvc.lock pins sha-two" in result.rollout
 
 
 def test_unknown_model_version_is_refused(tmp_path, overlay, registry):

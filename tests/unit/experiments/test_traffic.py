@@ -1,4 +1,5 @@
-"""Traffic simulator against a tiny local stub of the model server (the real server is phase 2)."""
+"""Traffic simulator against a tiny local stub of the model server (the real server:
+tests/integration/experiments/test_ab_server.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import uuid
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from housing.cli import app
 from housing.config import DataParams
 from housing.errors import ConfigError
 from housing.experiments.traffic import (
@@ -24,6 +27,7 @@ from housing.experiments.traffic import (
     run_traffic,
 )
 from loopback import LoopbackServer, QuietHandler
+from settings_support import assert_options_follow, command_options
 
 FEATURES = list(DataParams().features)
 
@@ -157,26 +161,24 @@ def test_traffic_routes_by_house_and_posts_delayed_feedback(houses_csv):
     )
     with StubServer() as stub:
         started = time.monotonic()
-        summary = asyncio.run(run_traffic(TrafficConfig(**{**config.__dict__, "url": stub.url}), houses))
+        summary = asyncio.run(run_traffic(config.model_copy(update={"url": stub.url}), houses))
         wall = time.monotonic() - started
-    assert summary["model"] == "housing"
-    assert summary["requests_sent"] == summary["ok"] == len(stub.predictions) == 90
-    assert summary["stopped_by"] == "requests"
+    assert summary.model == "housing"
+    assert summary.requests_sent == summary.ok == len(stub.predictions) == 90
+    assert summary.stopped_by == "requests"
     # Rate bound: request i starts no earlier than i / rate.
     assert wall >= 89 / 200.0
-    assert summary["achieved_rate"] <= 200.0 * 1.05
+    assert summary.achieved_rate <= 200.0 * 1.05
     # Every request carries its house id; the same house always lands on the same variant.
     by_id = {h.house_id: h for h in houses}
     assert all(p["routing_key"] in by_id for p in stub.predictions)
     assert all(p["features"] == by_id[p["routing_key"]].features for p in stub.predictions)
-    assert summary["houses_repeated"] is True  # 90 requests over 60 houses
-    assert sum(summary["variants"].values()) == 90
-    assert set(summary["variants"]) == {"champion", "challenger"}
+    assert summary.houses_repeated is True  # 90 requests over 60 houses
+    assert sum(summary.variants.values()) == 90
+    assert set(summary.variants) == {"champion", "challenger"}
     # Feedback: the seeded share, the house's own true value, after the delay.
     expected = int((np.random.default_rng(5).random(90) < 0.5).sum())
-    assert (
-        summary["feedback"]["scheduled"] == summary["feedback"]["accepted"] == len(stub.feedback) == expected
-    )
+    assert summary.feedback.scheduled == summary.feedback.accepted == len(stub.feedback) == expected
     predictions = {p["request_id"]: p for p in stub.predictions}
     for fed in stub.feedback:
         prediction = predictions[fed["request_id"]]
@@ -193,11 +195,11 @@ def test_traffic_is_bounded_by_duration_and_concurrency(houses_csv):
             url=stub.url, rate=1000.0, requests=10_000, duration=0.5, concurrency=3, feedback_share=0.0
         )
         summary = asyncio.run(run_traffic(config, houses))
-    assert summary["stopped_by"] == "duration"
+    assert summary.stopped_by == "duration"
     # 3 in flight x 50 ms each: about 60 requests in 0.5 s, far below 10 000.
-    assert 10 <= summary["requests_sent"] <= 3 * 0.5 / 0.05 + 3
+    assert 10 <= summary.requests_sent <= 3 * 0.5 / 0.05 + 3
     assert stub.max_in_flight <= 3
-    assert summary["traffic_seconds"] < 0.5 + 0.2
+    assert summary.traffic_seconds < 0.5 + 0.2
 
 
 def test_failures_and_rejected_feedback_are_counted(houses_csv):
@@ -207,9 +209,9 @@ def test_failures_and_rejected_feedback_are_counted(houses_csv):
             url=stub.url, model="housing", rate=500.0, requests=40, feedback_share=1.0, feedback_delay=0.0
         )
         summary = asyncio.run(run_traffic(config, houses))
-    assert summary["failed"] == {"500": 10}
-    assert summary["ok"] == 30
-    assert summary["feedback"]["accepted"] == 30  # only successful predictions get ground truth
+    assert summary.failed == {"500": 10}
+    assert summary.ok == 30
+    assert summary.feedback.accepted == 30  # only successful predictions get ground truth
 
 
 def test_unreachable_server_and_bad_flags():
@@ -220,3 +222,21 @@ def test_unreachable_server_and_bad_flags():
         TrafficConfig(feedback_share=1.5)
     with pytest.raises(ConfigError, match="--rate"):
         TrafficConfig(rate=0)
+
+
+def test_options_take_defaults_limits_and_help_from_the_settings():
+    assert_options_follow(TrafficConfig, command_options("simulate", "traffic"))
+
+
+def test_a_negative_seed_or_a_non_http_url_is_one_line_not_a_traceback(houses_csv):
+    """Bug fixed: --seed -1 passed the checks and failed inside numpy's generator with a traceback."""
+    result = CliRunner().invoke(
+        app, ["simulate", "traffic", "--seed", "-1", "--url", "ftp://host", "--csv", str(houses_csv)]
+    )
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception) == (
+        "simulate traffic setting url='ftp://host': must be an absolute http:// or https:// URL (--url); "
+        "simulate traffic setting seed=-1 is out of range: must be >= 0 (--seed)"
+    )
+    assert TrafficConfig(url="http://127.0.0.1:8080/").url == "http://127.0.0.1:8080"

@@ -86,7 +86,7 @@ def trigger_factory(github):
                     "github_repository": github.repository,
                     "github_token": github.token,
                     "github_api_url": github.url,
-                    "dedup_ttl_s": 60.0,
+                    "dedup_ttl": 60.0,
                 }
                 | overrides
             )
@@ -157,7 +157,7 @@ def test_unauthenticated_callers_are_refused(trigger_factory, github, token, sch
 
 
 def test_repeats_of_a_group_are_deduplicated_until_the_ttl_expires(trigger_factory, github):
-    port, clock = trigger_factory(dedup_ttl_s=60.0)
+    port, clock = trigger_factory(dedup_ttl=60.0)
     assert call(port, body=notification())[0] == 202
     status, body, _ = call(port, body=notification())
     assert status == 200
@@ -198,7 +198,7 @@ def test_github_failure_answers_5xx_so_alertmanager_retries_and_the_retry_dispat
 def test_wrong_github_token_or_unreachable_github_is_a_502(trigger_factory, github):
     port, _ = trigger_factory(github_token="expired-token")
     assert call(port, body=notification())[0] == 502
-    port, _ = trigger_factory(github_api_url="http://127.0.0.1:9", timeout_s=2)
+    port, _ = trigger_factory(github_api_url="http://127.0.0.1:9", timeout=2)
     assert call(port, body=notification())[0] == 502
 
 
@@ -256,7 +256,7 @@ def test_oversized_body_and_unknown_routes(trigger_factory):
         ({"github_repository": "OWNER/REPO"}, "owner/name"),
         ({"github_token": None}, "GITHUB_TOKEN"),
         ({"github_api_url": "file:///etc/passwd"}, "HOUSING_GITHUB_API_URL"),
-        ({"dedup_ttl_s": -1}, "TTL"),
+        ({"dedup_ttl": -1}, "TTL"),
     ],
 )
 def test_misconfiguration_is_refused_at_startup(overrides, message):
