@@ -23,7 +23,7 @@ CORE = {
 HELPERS = {
     "housing.frames", "housing.ingest", "housing.checks", "housing.features", "housing.metrics",
     "housing.modelio", "housing.logwindow", "housing.registry", "housing.simulate", "housing.dvc_remote",
-    "housing.dvc_deps", "housing.data_setup",
+    "housing.dvc_deps", "housing.data_setup", "housing.server_process",
 }  # fmt: skip
 SERVING_MAY_IMPORT = {
     "housing.errors", "housing.strict", "housing.variants", "housing.paths", "housing.artifact",
