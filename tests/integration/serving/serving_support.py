@@ -16,6 +16,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 ROW = [8.3252, 41, 6.98, 1.02, 322, 2.55, 37.88, -122.23]
+FEEDBACK_TOKEN = "feedback-token-for-the-tests-0123456789"
+AUTH = {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}
+
+
+def feedback_args(directory: Path) -> list[str]:
+    """``housing serve`` flags for the feedback token and signing key, in files under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    token, key = directory / "feedback-token", directory / "feedback-signing-key"
+    token.write_text(FEEDBACK_TOKEN)
+    key.write_text("feedback-signing-key-for-the-tests-0123456789")
+    return ["--feedback-token-file", str(token), "--feedback-signing-key-file", str(key)]
 
 
 def free_port() -> int:
@@ -94,6 +105,7 @@ def start_server(model_dir: Path, workdir: Path, *extra: str, env: dict | None =
         str(model_dir),
         "--inference-log-dir",
         str(log_dir),
+        *feedback_args(workdir / "secrets"),
         *extra,
     )
     proc = launch(cmd, stderr_path, env)

@@ -1,0 +1,143 @@
+"""Signed feedback tokens: a prediction carried by its own response, so any replica can score its feedback.
+
+A predict/infer answer carries ``X-Feedback-Token``: the request id, the served model name, the variant and
+version that answered, when, and the predictions (float32, as served), signed with HMAC-SHA256 under a key
+all replicas share (a Kubernetes Secret). ``POST /v1/feedback`` with ``{"feedback_token": ..., "actual":
+...}`` is scored by whichever replica receives it, without the original prediction in memory; an altered or
+forged token is refused. The signing key is not the feedback bearer token: the labelling pipeline can send
+actual values, but cannot make up what was predicted.
+
+Layout before base64url (little-endian): issued-at (u32 unix seconds), variant (u8), then model name, model
+version and request id (each u16 length + UTF-8), then the predictions (float32 each), then the first 16
+bytes of the HMAC-SHA256 of all that. One row with a 32-character request id: ~130 characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import struct
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from housing.serving.schema import RequestError
+from housing.variants import Variant
+
+TOKEN_HEADER = b"x-feedback-token"
+PREFIX = b"f1."  # the token format's version
+MAC_BYTES = 16  # 128 bits of HMAC-SHA256: forging one is 2^128 guesses
+FUTURE_SKEW_SECONDS = 300  # replicas' clocks may disagree a little
+_HEAD = struct.Struct("<IB")
+_LENGTH = struct.Struct("<H")
+_VARIANTS = tuple(Variant)
+
+
+@dataclass(frozen=True)
+class FeedbackClaim:
+    """What a verified token says was predicted."""
+
+    request_id: str
+    model: str
+    version: str
+    variant: Variant
+    issued_at: int
+    predictions: list[float]
+
+
+def _field(text: str) -> bytes:
+    raw = text.encode()
+    return _LENGTH.pack(len(raw)) + raw
+
+
+class FeedbackSigner:
+    """Issues tokens for responses and verifies the ones feedback brings back.
+
+    ``max_rows``: larger responses get no token (a 1000-row token would be a ~5 KB header; their feedback
+    goes to the replica that answered, by request id). ``ttl_seconds``: how long a token is accepted.
+    """
+
+    def __init__(self, key: bytes, *, ttl_seconds: float, max_rows: int) -> None:
+        self._key = key
+        self.ttl_seconds = ttl_seconds
+        self.max_rows = max_rows
+        self._fixed: dict[tuple[str, str, str], bytes] = {}  # encoded (variant, model, version), per handle
+
+    def issue(
+        self,
+        request_id: str,
+        model: str,
+        version: str,
+        variant: Variant,
+        predictions: np.ndarray,
+        now: float | None = None,
+    ) -> bytes | None:
+        """The token of one response (ASCII bytes), or None when it has more than ``max_rows`` rows."""
+        if len(predictions) > self.max_rows:
+            return None
+        key = (variant, model, version)
+        fixed = self._fixed.get(key)
+        if fixed is None:
+            fixed = self._fixed[key] = (
+                bytes([_VARIANTS.index(Variant(variant))]) + _field(model) + _field(version)
+            )
+        issued = int(time.time() if now is None else now)
+        body = b"".join(
+            (
+                struct.pack("<I", issued),
+                fixed,
+                _field(request_id),
+                np.asarray(predictions, dtype="<f4").tobytes(),
+            )
+        )
+        mac = hmac.digest(self._key, body, "sha256")[:MAC_BYTES]
+        return PREFIX + base64.urlsafe_b64encode(body + mac).rstrip(b"=")
+
+    def verify(self, token: str, now: float | None = None) -> FeedbackClaim:
+        """The claim of a token this server (or a replica with the same key) issued; 400 or 404 otherwise."""
+        raw = self._decode(token)
+        body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
+        if not hmac.compare_digest(hmac.digest(self._key, body, "sha256")[:MAC_BYTES], mac):
+            raise RequestError(
+                "feedback_token: the signature does not match (altered, or signed with another key)"
+            )
+        issued, variant = _HEAD.unpack_from(body)
+        offset = _HEAD.size
+        texts = []
+        for _ in range(3):  # model, version, request id
+            (length,) = _LENGTH.unpack_from(body, offset)
+            offset += _LENGTH.size
+            texts.append(body[offset : offset + length].decode())
+            offset += length
+        model, version, request_id = texts
+        predictions = np.frombuffer(body[offset:], dtype="<f4").astype(np.float64).tolist()
+        now = time.time() if now is None else now
+        age = now - issued
+        if age > self.ttl_seconds:
+            raise RequestError(
+                f"feedback_token: expired (issued {age:.0f} s ago; tokens are accepted for "
+                f"{self.ttl_seconds:g} s, --feedback-ttl-seconds)",
+                status=404,
+            )
+        if age < -FUTURE_SKEW_SECONDS:
+            raise RequestError(f"feedback_token: issued {-age:.0f} s in the future")
+        return FeedbackClaim(request_id, model, version, _VARIANTS[variant], issued, predictions)
+
+    @staticmethod
+    def _decode(token: str) -> bytes:
+        data = token.encode()
+        if not data.startswith(PREFIX):
+            raise RequestError(
+                f"feedback_token: not a feedback token (expected the {PREFIX.decode()!r}... value of the "
+                "prediction's X-Feedback-Token header)"
+            )
+        encoded = data[len(PREFIX) :]
+        try:
+            raw = base64.urlsafe_b64decode(encoded + b"=" * (-len(encoded) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) < _HEAD.size + 3 * _LENGTH.size + MAC_BYTES:
+            raise RequestError("feedback_token: malformed (not the base64url of a feedback token)")
+        return raw
