@@ -48,11 +48,15 @@ class ServingCore:
         self.metrics = metrics
         self.inference_log = inference_log
         self.bearer = bearer or BearerCheck(None)  # no token: feedback is refused
-        # No shared key: tokens this process issues are valid on this process only.
-        self.signer = FeedbackSigner(
-            signing_key or os.urandom(32),
-            ttl_seconds=settings.feedback_ttl_seconds,
-            max_rows=settings.feedback_token_max_rows,
+        # No feedback accepted, no tokens issued. No shared key: tokens are valid on this process only.
+        self.signer = (
+            FeedbackSigner(
+                signing_key or os.urandom(32),
+                ttl_seconds=settings.feedback_ttl_seconds,
+                max_rows=settings.feedback_token_max_rows,
+            )
+            if self.bearer.enabled
+            else None
         )
         self.feedback = FeedbackStore(settings.feedback_capacity_rows, settings.feedback_ttl_seconds)
         # Shadow mode: the challenger's predictions wait for the same feedback in a store of their own.
@@ -112,7 +116,10 @@ class ServingCore:
             raise RequestError("injected fault (--fault-error-rate is on)", status=500, reason="injected")
 
     def token_header(self, handle: ModelHandle, request_id: str, predictions: np.ndarray) -> ResponseHeaders:
-        """``X-Feedback-Token`` of a response (none past ``--feedback-token-max-rows`` rows)."""
+        """``X-Feedback-Token`` of a response (none past ``--feedback-token-max-rows`` rows, nor when this
+        server accepts no feedback)."""
+        if self.signer is None:
+            return []
         token = self.signer.issue(request_id, handle.name, handle.version, handle.variant, predictions)
         return [] if token is None else [(TOKEN_HEADER, token)]
 

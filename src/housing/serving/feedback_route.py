@@ -43,6 +43,7 @@ class FeedbackRoute:
         try:
             body = parse_feedback(loads(await read_body(headers, receive, core.settings.max_body_bytes)))
             if body.token is not None:
+                assert core.signer is not None  # issued whenever feedback is accepted
                 claim = core.signer.verify(body.token)
                 if claim.model != core.router.name:
                     raise RequestError(

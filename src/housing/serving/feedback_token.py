@@ -7,15 +7,16 @@ all replicas share (a Kubernetes Secret). ``POST /v1/feedback`` with ``{"feedbac
 forged token is refused. The signing key is not the feedback bearer token: the labelling pipeline can send
 actual values, but cannot make up what was predicted.
 
-Layout before base64url (little-endian): issued-at (u32 unix seconds), variant (u8), then model name, model
+Layout before base64 (little-endian): issued-at (u32 unix seconds), variant (u8), then model name, model
 version and request id (each u16 length + UTF-8), then the predictions (float32 each), then the first 16
-bytes of the HMAC-SHA256 of all that. One row with a 32-character request id: ~130 characters.
+bytes of the HMAC-SHA256 of all that. One row with a 32-character request id: ~130 characters. Standard
+base64 is safe in a header and in JSON; it is one C call each way, on every prediction.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
+import hashlib
 import hmac
 import struct
 import time
@@ -31,6 +32,7 @@ PREFIX = b"f1."  # the token format's version
 MAC_BYTES = 16  # 128 bits of HMAC-SHA256: forging one is 2^128 guesses
 FUTURE_SKEW_SECONDS = 300  # replicas' clocks may disagree a little
 _HEAD = struct.Struct("<IB")
+_ISSUED = struct.Struct("<I")
 _LENGTH = struct.Struct("<H")
 _VARIANTS = tuple(Variant)
 
@@ -60,7 +62,9 @@ class FeedbackSigner:
     """
 
     def __init__(self, key: bytes, *, ttl_seconds: float, max_rows: int) -> None:
-        self._key = key
+        # The keyed state, computed once and copied per token: hmac.digest() sets OpenSSL up on every call
+        # (~13 µs per request inside the server, against ~2 µs for a copy).
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
         self.ttl_seconds = ttl_seconds
         self.max_rows = max_rows
         self._fixed: dict[tuple[str, str, str], bytes] = {}  # encoded (variant, model, version), per handle
@@ -86,20 +90,24 @@ class FeedbackSigner:
         issued = int(time.time() if now is None else now)
         body = b"".join(
             (
-                struct.pack("<I", issued),
+                _ISSUED.pack(issued),
                 fixed,
                 _field(request_id),
                 np.asarray(predictions, dtype="<f4").tobytes(),
             )
         )
-        mac = hmac.digest(self._key, body, "sha256")[:MAC_BYTES]
-        return PREFIX + base64.urlsafe_b64encode(body + mac).rstrip(b"=")
+        return PREFIX + binascii.b2a_base64(body + self._sign(body), newline=False)
+
+    def _sign(self, body: bytes) -> bytes:
+        mac = self._mac.copy()
+        mac.update(body)
+        return mac.digest()[:MAC_BYTES]
 
     def verify(self, token: str, now: float | None = None) -> FeedbackClaim:
         """The claim of a token this server (or a replica with the same key) issued; 400 or 404 otherwise."""
         raw = self._decode(token)
         body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
-        if not hmac.compare_digest(hmac.digest(self._key, body, "sha256")[:MAC_BYTES], mac):
+        if not hmac.compare_digest(self._sign(body), mac):
             raise RequestError(
                 "feedback_token: the signature does not match (altered, or signed with another key)"
             )
@@ -133,11 +141,10 @@ class FeedbackSigner:
                 f"feedback_token: not a feedback token (expected the {PREFIX.decode()!r}... value of the "
                 "prediction's X-Feedback-Token header)"
             )
-        encoded = data[len(PREFIX) :]
         try:
-            raw = base64.urlsafe_b64decode(encoded + b"=" * (-len(encoded) % 4))
+            raw = binascii.a2b_base64(data[len(PREFIX) :], strict_mode=True)
         except (binascii.Error, ValueError):
             raw = b""
         if len(raw) < _HEAD.size + 3 * _LENGTH.size + MAC_BYTES:
-            raise RequestError("feedback_token: malformed (not the base64url of a feedback token)")
+            raise RequestError("feedback_token: malformed (not the base64 of a feedback token)")
         return raw

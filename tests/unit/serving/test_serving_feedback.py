@@ -103,10 +103,11 @@ def test_feedback_needs_the_bearer_token_and_refusals_are_counted(replica):
     assert rejected(app, "unauthorized") == 5
 
 
-def test_a_server_without_a_token_file_accepts_no_feedback(model_dir, tmp_path):
+def test_a_server_without_a_token_file_accepts_no_feedback_and_issues_no_tokens(model_dir, tmp_path):
     app = build_app(ServeSettings(model_dir=model_dir, inference_log_dir=tmp_path / "log"))
     response = predict(app, ROWS[:1])
-    refused = feedback(app, {"feedback_token": response.headers["x-feedback-token"], "actual": 2.0})
+    assert "x-feedback-token" not in response.headers
+    refused = feedback(app, {"request_id": response.headers["x-request-id"], "actual": 2.0})
     assert refused.status_code == 401
     assert "accepts no feedback" in refused.json()["error"]
     assert rejected(app, "unauthorized") == 1
