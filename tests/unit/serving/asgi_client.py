@@ -8,6 +8,16 @@ from pathlib import Path
 import httpx
 
 
+def metric_samples(app) -> dict[str, list]:
+    """/metrics parsed: {family: [(sample name, labels, value), ...]}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = call(app, "GET", "/metrics").text
+    return {
+        f.name: [(s.name, s.labels, s.value) for s in f.samples] for f in text_string_to_metric_families(text)
+    }
+
+
 def call(app, method: str, path: str, **kwargs) -> httpx.Response:
     async def go():
         transport = httpx.ASGITransport(app=app)

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pytest
 from asgi_client import AUTH, call, feedback, feedback_settings
-from prometheus_client.parser import text_string_to_metric_families
+from asgi_client import metric_samples as metric_values
 
 from housing.artifact import load_verified, onnx_session
 from housing.inference_log import read_records
@@ -149,13 +149,6 @@ def test_errors_are_json_with_a_message(app, method, path, kwargs, status, match
     assert match in response.json()["error"]
     if status == 405:
         assert response.headers["allow"] in ("GET", "POST")
-
-
-def metric_values(app) -> dict[str, list]:
-    text = call(app, "GET", "/metrics").text
-    return {
-        f.name: [(s.name, s.labels, s.value) for s in f.samples] for f in text_string_to_metric_families(text)
-    }
 
 
 def value(metrics, family, sample=None, **labels) -> float:

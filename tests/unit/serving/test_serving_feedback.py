@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from asgi_client import FEEDBACK_TOKEN, call, feedback, feedback_settings
-from prometheus_client.parser import text_string_to_metric_families
+from asgi_client import metric_samples as samples
 
 from housing.errors import ConfigError
 from housing.inference_log import read_records
@@ -50,13 +50,6 @@ def predict(app, rows, request_id=None) -> httpx.Response:
     )
     assert response.status_code == 200, response.text
     return response
-
-
-def samples(app) -> dict[str, list]:
-    text = call(app, "GET", "/metrics").text
-    return {
-        f.name: [(s.name, s.labels, s.value) for s in f.samples] for f in text_string_to_metric_families(text)
-    }
 
 
 def total(metrics, sample, **labels) -> float:

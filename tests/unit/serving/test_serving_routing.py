@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 from asgi_client import call, feedback, feedback_settings
-from prometheus_client.parser import text_string_to_metric_families
+from asgi_client import metric_samples as metrics
 from typer.testing import CliRunner
 
 from housing.errors import ConfigError, DataError
@@ -65,13 +65,6 @@ def predict(app, row, key=None, request_id=None) -> httpx.Response:
     )
     assert response.status_code == 200, response.text
     return response
-
-
-def metrics(app) -> dict[str, list]:
-    text = call(app, "GET", "/metrics").text
-    return {
-        f.name: [(s.name, s.labels, s.value) for s in f.samples] for f in text_string_to_metric_families(text)
-    }
 
 
 def value(samples, family, sample=None, **labels) -> float:
