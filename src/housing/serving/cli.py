@@ -104,7 +104,7 @@ def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
             Path | None,
             _option(
                 "feedback_signing_key_file",
-                "File holding the HMAC key of X-Feedback-Token (shared by replicas); unset: one per process.",
+                "File of the key that signs X-Feedback-Token (shared by replicas); unset: one per process.",
             ),
         ] = None,
         feedback_token_max_rows: Annotated[
