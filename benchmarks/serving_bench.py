@@ -1,7 +1,8 @@
 """Model server benchmark: `housing serve` before and after a change, and the KServe SDK server, in one run.
 
 Servers, all started once and kept up, each on the same ONNX model:
-- **after**: this checkout's `housing serve` (validation, metrics and the inference log on: its defaults);
+- **after**: this checkout's `housing serve` (validation, metrics and the inference log on: its defaults; and
+  feedback, so every answer carries a signed ``X-Feedback-Token``, as in a cluster);
 - **before**: `housing serve` of another git revision (``--before``, default ``main``), its ``src/`` taken
   with ``git archive`` into a temporary directory and run with this virtualenv (``--before none`` skips it);
 - **kserve-onnx**: the KServe SDK V1 server (``kserve``'s ModelServer, gRPC and latency logging off) calling
@@ -194,6 +195,11 @@ def start_housing(
     log_dir = workdir / f"log-{label}"
     cmd = [sys.executable, "-m", "housing.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--model-dir", str(args.model_dir), "--inference-log-dir", str(log_dir)]
+    if pythonpath is None:  # this checkout: feedback on (an older revision may not know the flags)
+        for name in ("feedback-token", "feedback-signing-key"):
+            secret = workdir / name
+            secret.write_text(f"{name}-for-the-benchmark-0123456789")
+            cmd += [f"--{name}-file", str(secret)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HOUSING_LOG_LEVEL": "WARNING"}
     if pythonpath is not None:  # another revision's package shadows this checkout's
         env["PYTHONPATH"] = str(pythonpath)
@@ -410,10 +416,11 @@ def interleaved(servers: list[Server], args: argparse.Namespace, workdir: Path) 
 
 
 def _metric(base: str, name: str) -> float | None:
+    """The sum over every series of ``name`` (the dropped rows have a ``reason`` label)."""
     with urllib.request.urlopen(f"{base}/metrics") as response:
         text = response.read().decode()
-    match = re.search(rf"^{name} (\S+)$", text, re.M)
-    return float(match.group(1)) if match else None
+    values = re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
+    return sum(map(float, values)) if values else None
 
 
 def main() -> int:

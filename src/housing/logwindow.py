@@ -37,21 +37,26 @@ def frame_from_log(log_path: Path, data_params: DataParams) -> pd.DataFrame:
     """The served rows of an inference log (file or directory) as a frame of features + ground truth.
 
     Shadow predictions are skipped (the same input was also scored by the live model). The target comes
-    from the feedback records joined on (request_id, instance), and is NaN where no feedback arrived.
+    from the feedback records joined on (request_id, instance), and is NaN where no feedback arrived. Lines
+    that are not records (torn by a crash) are skipped by the reader, which warns with their count; the
+    count is also in ``frame.attrs["log_skipped_lines"]``.
     """
-    from housing.inference_log import read_records
+    from housing.inference_log import ReadStats, iter_records
 
     if not log_path.exists():
         raise DataError(f"{log_path}: inference log not found")
     features = list(data_params.features)
-    actuals = {
-        (r.get("request_id"), r.get("instance", 0)): r.get("actual")
-        for r in read_records(log_path, kind="feedback")
-    }
+    stats = ReadStats()
+    actuals: dict[tuple[object, object], object] = {}
+    predictions: list[dict] = []
+    for record in iter_records(log_path, stats=stats):
+        kind = record.get("kind")
+        if kind == "feedback":
+            actuals[(record.get("request_id"), record.get("instance", 0))] = record.get("actual")
+        elif kind == "prediction" and not record.get("shadow"):
+            predictions.append(record)
     rows: list[list[float]] = []
-    for record in read_records(log_path, kind="prediction"):
-        if record.get("shadow"):
-            continue
+    for record in predictions:
         values = record.get("features")
         if not isinstance(values, dict):
             raise DataError(
@@ -67,9 +72,11 @@ def frame_from_log(log_path: Path, data_params: DataParams) -> pd.DataFrame:
     if not rows:
         raise DataError(f"{log_path}: no (non-shadow) prediction records to build a window from")
     try:
-        return pd.DataFrame(rows, columns=[*features, data_params.target], dtype=np.float64)
+        frame = pd.DataFrame(rows, columns=[*features, data_params.target], dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{log_path}: a logged feature or actual is not a number ({exc})") from None
+    frame.attrs["log_skipped_lines"] = stats.skipped
+    return frame
 
 
 def window_from_log(log_path: Path, out: Path, data_params: DataParams) -> int:

@@ -22,6 +22,15 @@ KNOWN_METRICS = {
     "model_ppe10_score",
     "model_ppe_score",
     "model_inference_log_dropped_total",
+    "model_inference_log_written_rows_total",
+    "model_inference_log_pending_rows",
+    "model_inference_log_healthy",
+    "model_inference_log_write_errors_total",
+    "model_feedback_total",
+    "model_feedback_absolute_error_total",
+    "model_feedback_within_tolerance_total",
+    "model_feedback_within_10pct_total",
+    "model_feedback_rejected_total",
     "model_data_drift_score",
     "model_data_drift_threshold",
     "ALERTS",
@@ -101,3 +110,31 @@ def test_panel_ids_unique_and_layout_fits_the_grid():
         }
         assert not area & cells, f"panel {panel['title']} overlaps another"
         cells |= area
+
+
+def test_accuracy_panels_use_the_counters_that_are_exact_across_replicas():
+    """MAE and PPE as the alerts compute them (summed counters), never the per-pod rolling gauges."""
+    for title, numerator in (
+        ("MAE", "model_feedback_absolute_error_total"),
+        ("PPE", "model_feedback_within"),
+    ):
+        panel = next(
+            p for p in PANELS if REQUIRED_PANELS[title if title == "MAE" else "accuracy"] in p["title"]
+        )
+        for target in panel["targets"]:
+            assert re.search(rf"sum by \([^)]*\) \(rate\({numerator}", target["expr"]), target["expr"]
+            assert "sum by (variant, version) (rate(model_feedback_total{" in target["expr"]
+            assert "_score" not in target["expr"]
+
+
+def test_inference_log_panels_show_drops_by_reason_backlog_and_health():
+    exprs_by_title = {p["title"]: " ".join(t["expr"] for t in p["targets"]) for p in PANELS}
+    log_panels = " ".join(e for title, e in exprs_by_title.items() if title.startswith("Inference log"))
+    for metric in (
+        "model_inference_log_written_rows_total",
+        "sum by (reason) (rate(model_inference_log_dropped_total",
+        "model_inference_log_pending_rows",
+        "model_inference_log_healthy",
+    ):
+        assert metric in log_panels, metric
+    assert any("model_feedback_rejected_total" in e for e in exprs_by_title.values())

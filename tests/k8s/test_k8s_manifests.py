@@ -208,3 +208,28 @@ def test_dashboard_config_map_carries_the_dashboard_json(rendered):
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     shipped = json.loads(config_map["data"]["housing-model.json"])
     assert shipped == json.loads((MONITORING / "dashboards/housing-model.json").read_text())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_feedback_secret_is_mounted_where_the_server_reads_its_files(rendered, overlay):
+    from housing.serving.settings import ServeSettings
+
+    predictor = find(rendered[overlay], "InferenceService", "housing")["spec"]["predictor"]
+    (container,) = predictor["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in predictor["volumes"]}
+    example = yaml.safe_load((K8S / "base/feedback-secret.example.yaml").read_text())
+    for field in ("feedback_token_file", "feedback_signing_key_file"):
+        assert field in ServeSettings.model_fields
+        path = env[f"HOUSING_{field.upper()}"]
+        directory, file_name = path.rsplit("/", 1)
+        (mount,) = [m for m in mounts.values() if m["mountPath"] == directory]
+        assert mount["readOnly"] is True
+        secret = volumes[mount["name"]]["secret"]
+        assert secret["secretName"] == example["metadata"]["name"] == "housing-feedback"
+        (item,) = [i for i in secret["items"] if i["path"] == file_name]
+        assert item["key"] in example["stringData"]
+    assert secret["defaultMode"] == 0o440
+    assert not any("FEEDBACK_TOKEN" in e["name"] and "value" not in e for e in container["env"])
+    assert not any(d["kind"] == "Secret" for d in rendered[overlay])  # tokens never live in git

@@ -39,18 +39,49 @@ def test_alert_unit_tests_pass(promtool, rules_dir):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_alert_unit_tests_catch_a_broken_threshold(promtool, rules_dir, tmp_path):
-    """The promtool tests have teeth: loosen one threshold and they must fail."""
-    rules = (rules_dir / "rules.yml").read_text()
-    assert "> 0.4\n" in rules or "> 0.40" in rules
-    (tmp_path / "rules.yml").write_text(
-        re.sub(r"\(model_mae_score\) > 0\.40?", "(model_mae_score) > 0.6", rules)
-    )
-    for test_file in rules_dir.glob("*.test.yml"):
+def promtool_tests_with(promtool: str, tmp_path: Path, alert: str, old: str, new: str) -> str:
+    """Run the promtool tests against the rules with one alert's expression changed; their output."""
+    rules = rule_groups(MONITORING / "prometheusrule.yaml")
+    (rule,) = [r for group in rules["groups"] for r in group["rules"] if r.get("alert") == alert]
+    assert old in rule["expr"], (alert, old)
+    rule["expr"] = rule["expr"].replace(old, new)
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
+    for test_file in (MONITORING / "tests").glob("*.test.yml"):
         (tmp_path / test_file.name).write_text(test_file.read_text())
     proc = run(promtool, "test", "rules", *map(str, sorted(tmp_path.glob("*.test.yml"))))
-    assert proc.returncode != 0
-    assert "ModelPerformanceDegraded" in proc.stdout + proc.stderr
+    assert proc.returncode != 0, f"{alert}: the tests still pass with {new!r} for {old!r}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("alert", "old", "new"),
+    [
+        ("ModelPerformanceDegraded", ") > 0.40", ") > 0.6"),  # a loosened seed threshold
+        ("ModelAccuracyDropped", ") < 0.75", ") < 0.5"),
+        ("ModelPerformanceDegraded", ">= 20", ">= 0"),  # no minimum number of labels
+        ("ModelAccuracyDropped", ">= 20", ">= 0"),
+        # Per pod instead of exact over the replicas (what the rolling per-pod gauges amounted to)
+        (
+            "ModelPerformanceDegraded",
+            "sum by (namespace, model, variant, version) (rate(model_feedback_absolute_error_total[5m]))\n"
+            "  /\n  sum by (namespace, model, variant, version) (rate(model_feedback_total[5m]))",
+            "max by (namespace, model, variant, version) (rate(model_feedback_absolute_error_total[5m])"
+            " / on (pod, namespace, model, variant, version) rate(model_feedback_total[5m]))",
+        ),
+        (
+            "ModelAccuracyDropped",
+            "sum by (namespace, model, variant, version) (rate(model_feedback_within_tolerance_total[5m]))\n"
+            "  /\n  sum by (namespace, model, variant, version) (rate(model_feedback_total[5m]))",
+            "min by (namespace, model, variant, version) (rate(model_feedback_within_tolerance_total[5m])"
+            " / on (pod, namespace, model, variant, version) rate(model_feedback_total[5m]))",
+        ),
+        ("InferenceLogDropping", "> 0", "> 5000"),  # only big losses
+        ("InferenceLogDropping", "sum by (namespace, reason)", "sum by (namespace)"),  # reason lost
+    ],
+)
+def test_alert_unit_tests_have_teeth(promtool, tmp_path, alert, old, new):
+    """Loosen a threshold, drop the guard, or go back to per-pod scores: the promtool tests must fail."""
+    assert alert in promtool_tests_with(promtool, tmp_path, alert, old, new)
 
 
 def test_every_alert_has_a_firing_and_a_silent_test():
@@ -73,6 +104,7 @@ def test_seed_and_extra_alerts_exist_with_severity_category_and_annotations():
         "ModelAccuracyDropped",
         "ModelDataDrift",
         "ModelNoTraffic",
+        "InferenceLogDropping",
     }
     assert by_name["ModelErrorRateHigh"]["labels"]["severity"] == "critical"
     assert (by_name["ModelPerformanceDegraded"]["for"], by_name["ModelAccuracyDropped"]["for"]) == (
@@ -81,7 +113,7 @@ def test_seed_and_extra_alerts_exist_with_severity_category_and_annotations():
     )
     for alert in by_name.values():
         assert alert["labels"]["severity"] in {"warning", "critical"}
-        assert alert["labels"]["category"] in {"performance", "drift", "latency", "availability"}
+        assert alert["labels"]["category"] in {"performance", "drift", "latency", "availability", "data"}
         assert {"summary", "description", "runbook_url"} <= set(alert["annotations"])
 
 

@@ -24,13 +24,14 @@ from pydantic import (
 from pydantic.json_schema import GenerateJsonSchema
 from typing_extensions import TypeAliasType
 
-from housing.serving.schema import MAX_REQUEST_ID_CHARS, V2_DATATYPES, FeatureSchema
+from housing.serving.schema import MAX_FEEDBACK_TOKEN_CHARS, MAX_REQUEST_ID_CHARS, V2_DATATYPES, FeatureSchema
 
 # A number as the server takes one: int or float, never a bool or a numeric string, finite.
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 TensorData = TypeAliasType("TensorData", list[Union[Number, "TensorData"]])
 # Printable ASCII (housing.serving.schema.valid_request_id): safe to echo in a header and to log.
 RequestId = Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_ID_CHARS, pattern=r"^[ -~]+$")]
+FeedbackToken = Annotated[str, Field(min_length=1, max_length=MAX_FEEDBACK_TOKEN_CHARS, pattern=r"^[ -~]+$")]
 V2Datatype = Literal[V2_DATATYPES]  # type: ignore[valid-type]
 
 
@@ -115,21 +116,33 @@ class InferenceResponse(Reply):
 
 
 class Feedback(Open):
-    """Exactly one of ``actual`` and ``actuals``."""
+    """Exactly one of ``feedback_token`` and ``request_id``, and exactly one of ``actual`` and ``actuals``."""
 
     model_config = ConfigDict(
-        json_schema_extra={"oneOf": [{"required": ["actual"]}, {"required": ["actuals"]}]}
+        json_schema_extra={
+            "allOf": [
+                {"oneOf": [{"required": ["feedback_token"]}, {"required": ["request_id"]}]},
+                {"oneOf": [{"required": ["actual"]}, {"required": ["actuals"]}]},
+            ]
+        }
     )
 
-    request_id: RequestId
     # Optional but never null: typed without None, default None (not validated).
+    feedback_token: FeedbackToken = Field(  # type: ignore[assignment]
+        None, description="The prediction's X-Feedback-Token header: any replica scores it"
+    )
+    request_id: RequestId = Field(  # type: ignore[assignment]
+        None, description="The prediction's X-Request-Id: only the replica that answered can score it"
+    )
     actual: Number = Field(None, description="For a single-instance request")  # type: ignore[assignment]
     actuals: Annotated[list[Number], Field(min_length=1)] = Field(  # type: ignore[assignment]
         None, description="One per instance of the request"
     )
 
     @model_validator(mode="after")
-    def _one_of_actual_and_actuals(self) -> Feedback:
+    def _one_of_each(self) -> Feedback:
+        if ("feedback_token" in self.model_fields_set) == ("request_id" in self.model_fields_set):
+            raise ValueError('send exactly one of "feedback_token" or "request_id"')
         if ("actual" in self.model_fields_set) == ("actuals" in self.model_fields_set):
             raise ValueError('send exactly one of "actual" (a number) or "actuals" (a list)')
         return self

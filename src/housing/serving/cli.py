@@ -85,6 +85,24 @@ def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
         feedback_ttl_seconds: Annotated[
             float | None, _option("feedback_ttl_seconds", "How long a prediction can receive feedback.")
         ] = None,
+        feedback_token_file: Annotated[
+            Path | None,
+            _option(
+                "feedback_token_file",
+                "File holding the bearer token POST /v1/feedback must carry; unset: no feedback accepted.",
+            ),
+        ] = None,
+        feedback_signing_key_file: Annotated[
+            Path | None,
+            _option(
+                "feedback_signing_key_file",
+                "File of the key that signs X-Feedback-Token (shared by replicas); unset: one per process.",
+            ),
+        ] = None,
+        feedback_token_max_rows: Annotated[
+            int | None,
+            _option("feedback_token_max_rows", "Responses with more rows get no X-Feedback-Token (0: none)."),
+        ] = None,
         fault_error_rate: Annotated[
             float | None,
             _option(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 
@@ -18,6 +19,8 @@ import numpy as np
 
 from housing.inference_log import InferenceLogWriter
 from housing.serving.feedback import FeedbackStore
+from housing.serving.feedback_auth import BearerCheck
+from housing.serving.feedback_token import TOKEN_HEADER, FeedbackSigner
 from housing.serving.http import Receive, ResponseHeaders, Scope, Send, send_json
 from housing.serving.metrics import ServingMetrics
 from housing.serving.model import ModelHandle
@@ -36,11 +39,25 @@ class ServingCore:
         settings: ServeSettings,
         metrics: ServingMetrics,
         inference_log: InferenceLogWriter | None = None,
+        *,
+        bearer: BearerCheck | None = None,
+        signing_key: bytes | None = None,
     ) -> None:
         self.router = router
         self.settings = settings
         self.metrics = metrics
         self.inference_log = inference_log
+        self.bearer = bearer or BearerCheck(None)  # no token: feedback is refused
+        # No feedback accepted, no tokens issued. No shared key: tokens are valid on this process only.
+        self.signer = (
+            FeedbackSigner(
+                signing_key or os.urandom(32),
+                ttl_seconds=settings.feedback_ttl_seconds,
+                max_rows=settings.feedback_token_max_rows,
+            )
+            if self.bearer.enabled
+            else None
+        )
         self.feedback = FeedbackStore(settings.feedback_capacity_rows, settings.feedback_ttl_seconds)
         # Shadow mode: the challenger's predictions wait for the same feedback in a store of their own.
         self.shadow_feedback = (
@@ -97,6 +114,14 @@ class ServingCore:
             await asyncio.sleep(settings.fault_latency_ms / 1000.0)
         if settings.fault_error_rate > 0 and self._random.random() < settings.fault_error_rate:
             raise RequestError("injected fault (--fault-error-rate is on)", status=500, reason="injected")
+
+    def token_header(self, handle: ModelHandle, request_id: str, predictions: np.ndarray) -> ResponseHeaders:
+        """``X-Feedback-Token`` of a response (none past ``--feedback-token-max-rows`` rows, nor when this
+        server accepts no feedback)."""
+        if self.signer is None:
+            return []
+        token = self.signer.issue(request_id, handle.name, handle.version, handle.variant, predictions)
+        return [] if token is None else [(TOKEN_HEADER, token)]
 
     def record(
         self,

@@ -1,8 +1,9 @@
-"""Ground-truth feedback's state: what was predicted, and the rolling scores of each variant.
+"""Ground-truth feedback's per-process state: what was predicted, and each variant's rolling scores.
 
-:class:`FeedbackStore` remembers recent predictions by request id (per process), :class:`RollingScores` turns
-(prediction, actual) pairs into a variant's MAE/R²/PPE; :mod:`housing.serving.feedback_route` answers
-``POST /v1/feedback`` with them.
+:class:`FeedbackStore` remembers recent predictions by request id (feedback by ``request_id`` must reach the
+replica that answered; a signed feedback token needs no memory, see :mod:`housing.serving.feedback_token`),
+:class:`RollingScores` turns (prediction, actual) pairs into a variant's rolling MAE/R²/PPE gauges on this
+replica; :mod:`housing.serving.feedback_route` answers ``POST /v1/feedback`` with them.
 """
 
 from __future__ import annotations
@@ -96,13 +97,23 @@ class FeedbackStore:
                 status=404,
             )
         _, handle, packed = entry
-        predictions = np.frombuffer(packed, dtype=np.float32)
-        if len(actuals) != len(predictions):
-            field = "actual" if len(actuals) == 1 else "actuals"
-            raise RequestError(
-                f"{field}: got {len(actuals)} value(s) but request {request_id!r} had {len(predictions)} "
-                f'instance(s); send "actuals" with one value per instance'
-            )
-        del self._entries[request_id]
-        self._rows -= len(predictions)
-        return handle, predictions.tolist()
+        predictions = np.frombuffer(packed, dtype=np.float32).tolist()
+        check_count(request_id, predictions, actuals)
+        self.forget(request_id)
+        return handle, predictions
+
+    def forget(self, request_id: str) -> None:
+        """Drop a remembered prediction (fed back by token): one feedback per request on this replica."""
+        entry = self._entries.pop(request_id, None)
+        if entry is not None:
+            self._rows -= len(entry[2]) // 4
+
+
+def check_count(request_id: str, predictions: list[float], actuals: list[float]) -> None:
+    """One actual value per predicted instance."""
+    if len(actuals) != len(predictions):
+        field = "actual" if len(actuals) == 1 else "actuals"
+        raise RequestError(
+            f"{field}: got {len(actuals)} value(s) but request {request_id!r} had {len(predictions)} "
+            f'instance(s); send "actuals" with one value per instance'
+        )

@@ -11,11 +11,17 @@ from collections.abc import Iterator
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from housing.inference_log import DropReason, InferenceLogWriter
 from housing.serving.schema import ERROR_REASONS
 
 # Sub-millisecond to 1 s: the model answers in ~30 µs, the whole request in well under 1 ms.
@@ -23,6 +29,9 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 # Predicted median house value in $100k (the census caps the target at 5.0).
 VALUE_BUCKETS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
 LABELS = ("model", "variant")
+ACCURACY_LABELS = ("model", "variant", "version")
+# Bounded label values of model_feedback_rejected_total{reason}, one per refusal status.
+FEEDBACK_REJECTIONS = {401: "unauthorized", 400: "invalid", 404: "unknown_request", 413: "too_large"}
 
 
 class RequestStats:
@@ -137,28 +146,66 @@ class ServingMetrics:
             labels,
             registry=reg,
         )
+        # Live accuracy as counters: they sum across replicas (any replica may score any feedback, see
+        # feedback_token.py), so PromQL gets the exact MAE and PPE of every version from rate() ratios.
+        accuracy = list(ACCURACY_LABELS)
         self.feedback = Counter(
-            "model_feedback", "Ground-truth values received (POST /v1/feedback).", labels, registry=reg
+            "model_feedback",
+            "Ground-truth values scored (POST /v1/feedback), by the variant and version that predicted them.",
+            accuracy,
+            registry=reg,
         )
+        self.feedback_absolute_error = Counter(
+            "model_feedback_absolute_error",
+            "Sum of |prediction - actual| over scored feedback (MAE: its rate / model_feedback's rate).",
+            accuracy,
+            registry=reg,
+        )
+        self.feedback_within_tolerance = Counter(
+            "model_feedback_within_tolerance",
+            "Scored feedback within ±tolerance of the actual value (--ppe-tolerance; the accuracy alert's).",
+            accuracy,
+            registry=reg,
+        )
+        self.feedback_within_10pct = Counter(
+            "model_feedback_within_10pct",
+            "Scored feedback within ±10% of the actual value (PPE10).",
+            accuracy,
+            registry=reg,
+        )
+        self._accuracy: dict[tuple[str, str, str], AccuracyCounters] = {}
+        self.feedback_rejected = Counter(
+            "model_feedback_rejected",
+            f"Refused POST /v1/feedback requests by reason ({', '.join(FEEDBACK_REJECTIONS.values())}).",
+            ["reason"],
+            registry=reg,
+        )
+        self.feedback_rejections = {
+            status: self.feedback_rejected.labels(reason) for status, reason in FEEDBACK_REJECTIONS.items()
+        }
         # Counted by the request path as a plain int (see RequestStats), read when scraped.
         self.in_flight_requests = 0
         in_flight = Gauge(
             "model_prediction_in_flight", "Predict/infer requests being processed now.", registry=reg
         )
         in_flight.set_function(lambda: self.in_flight_requests)
-        self.log_dropped = Counter(
-            "model_inference_log_dropped",
-            "Inference log rows dropped (queue full or write error).",
-            registry=reg,
-        )
-        self.log_pending = Gauge(
-            "model_inference_log_pending_rows", "Inference log rows queued, not yet written.", registry=reg
-        )
         if process_metrics:  # process_resident_memory_bytes, CPU seconds, open fds
             ProcessCollector(registry=reg)
 
     def bind(self, model: str, variant: str, version: str) -> ModelMetrics:
         return ModelMetrics(self, model, variant, version)
+
+    def accuracy(self, model: str, variant: str, version: str) -> AccuracyCounters:
+        """The accuracy counters of one (model, variant, version), created on first use: a replica may score
+        feedback for a version it does not serve (a canary's, during a rollout)."""
+        key = (model, variant, version)
+        counters = self._accuracy.get(key)
+        if counters is None:
+            counters = self._accuracy[key] = AccuracyCounters(self, key)
+        return counters
+
+    def watch_inference_log(self, writer: InferenceLogWriter) -> None:
+        self.registry.register(InferenceLogCollector(writer))
 
 
 class ModelMetrics:
@@ -171,7 +218,7 @@ class ModelMetrics:
         self.r2 = metrics.r2.labels(model, variant)
         self.ppe10 = metrics.ppe10.labels(model, variant)
         self.ppe = metrics.ppe.labels(model, variant)
-        self.feedback = metrics.feedback.labels(model, variant)
+        self.accuracy = metrics.accuracy(model, variant, version)  # exported at 0 from the start
         # No feedback yet: the scores are unknown, not 0 (an R² of 0 would fire alerts).
         for gauge in (self.mae, self.r2, self.ppe10, self.ppe):
             gauge.set(float("nan"))
@@ -182,3 +229,67 @@ class ModelMetrics:
 
     def observe_error(self, reason: str) -> None:
         self.errors[reason].inc()
+
+
+class AccuracyCounters:
+    """The accuracy counters of one (model, variant, version)."""
+
+    def __init__(self, metrics: ServingMetrics, labels: tuple[str, str, str]) -> None:
+        self.count = metrics.feedback.labels(*labels)
+        self.absolute_error = metrics.feedback_absolute_error.labels(*labels)
+        self.within_tolerance = metrics.feedback_within_tolerance.labels(*labels)
+        self.within_10pct = metrics.feedback_within_10pct.labels(*labels)
+
+    def observe(self, predictions: list[float], actuals: list[float], tolerance: float) -> None:
+        predicted = np.asarray(predictions, dtype=np.float64)
+        actual = np.asarray(actuals, dtype=np.float64)
+        error, scale = np.abs(predicted - actual), np.abs(actual)
+        self.count.inc(len(actual))
+        self.absolute_error.inc(float(error.sum()))
+        self.within_tolerance.inc(int((error <= tolerance * scale).sum()))
+        self.within_10pct.inc(int((error <= 0.10 * scale).sum()))
+
+
+class InferenceLogCollector(Collector):
+    """The inference log writer's books, read at scrape time (the writer thread touches no metric)."""
+
+    def __init__(self, writer: InferenceLogWriter) -> None:
+        self.writer = writer
+
+    def collect(self) -> Iterator[Metric]:
+        books = self.writer.accounting()
+        yield CounterMetricFamily(
+            "model_inference_log_rows",
+            "Rows offered to the inference log (prediction, feedback and error records): written + dropped "
+            "+ pending.",
+            value=books.rows,
+        )
+        yield CounterMetricFamily(
+            "model_inference_log_written_rows", "Inference log rows written whole.", value=books.written
+        )
+        dropped = CounterMetricFamily(
+            "model_inference_log_dropped",
+            f"Inference log rows never written, by reason ({', '.join(DropReason)}).",
+            labels=["reason"],
+        )
+        for reason, rows in books.dropped.items():
+            dropped.add_metric([reason], rows)
+        yield dropped
+        yield GaugeMetricFamily(
+            "model_inference_log_pending_rows",
+            "Inference log rows queued in memory, not yet written (the backlog).",
+            value=books.pending,
+        )
+        yield GaugeMetricFamily(
+            "model_inference_log_healthy",
+            "1 while the inference log writer runs and its last write succeeded; 0 while it retries.",
+            value=1 if books.healthy else 0,
+        )
+        errors = CounterMetricFamily(
+            "model_inference_log_write_errors",
+            "Failed inference log write attempts (open, write, fsync, close), by errno name.",
+            labels=["error"],
+        )
+        for name, count in sorted(books.write_errors.items()):
+            errors.add_metric([name], count)
+        yield errors

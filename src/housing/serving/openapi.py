@@ -17,12 +17,14 @@ from housing.variants import Variant
 
 _ERRORS = {
     400: "Invalid request (the message names the field and the rule)",
+    401: "Missing or wrong bearer token (or the server has none: it then accepts no feedback)",
     404: "Unknown model or version",
     413: "Body or batch over the configured limit",
     500: "Inference failed (or an injected fault, when fault injection is on)",
     503: "Not ready",
 }
 _BINARY_BODY = {"schema": {"type": "string", "format": "binary"}}
+BEARER_SCHEME = "feedbackToken"
 _BINARY_NOTE = (
     "Binary tensor extension: the JSON object followed by raw little-endian tensor bytes, with "
     "Inference-Header-Content-Length giving the JSON's length."
@@ -83,6 +85,11 @@ def _success(route: Route) -> dict[str, Any]:
                 "schema": {"type": "string", "enum": [v.value for v in Variant]},
                 "description": "Variant that answered",
             },
+            "X-Feedback-Token": {
+                "schema": {"type": "string"},
+                "description": "Signed prediction for POST /v1/feedback (any replica scores it); absent "
+                "past --feedback-token-max-rows rows",
+            },
         }
     if route.binary_tensors:
         success["content"]["application/octet-stream"] = _BINARY_BODY
@@ -103,6 +110,8 @@ def _operation(route: Route, model_names: list[str], versions: list[str]) -> dic
         if route.binary_tensors:
             content["application/octet-stream"] = {**_BINARY_BODY}
         operation["requestBody"] = {"required": True, "content": content}
+    if route.bearer_auth:
+        operation["security"] = [{BEARER_SCHEME: []}]
     operation["responses"] = {
         str(route.status): _success(route),
         **{str(status): _json(_ref("Error"), _ERRORS[status]) for status in route.errors},
@@ -133,5 +142,14 @@ def build_openapi(
             'extension; ground-truth feedback; Prometheus metrics. Errors are {"error": message}.',
         },
         "paths": paths,
-        "components": {"schemas": component_schemas(models)},
+        "components": {
+            "schemas": component_schemas(models),
+            "securitySchemes": {
+                BEARER_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The feedback token the labelling pipeline holds (--feedback-token-file)",
+                }
+            },
+        },
     }

@@ -38,6 +38,7 @@ class Route:
     errors: tuple[int, ...] = ()
     predicts: bool = False  # a predict/infer route: request id, routing and model-version headers
     binary_tensors: bool = False  # bodies may use the Open Inference Protocol's binary tensor extension
+    bearer_auth: bool = False  # needs Authorization: Bearer <token> (feedback_auth.py)
 
     handler: str = ""  # the handler's name when it is not the operation id (one model version's routes)
 
@@ -109,11 +110,12 @@ ROUTES: tuple[Route, ...] = (
         "/v1/feedback",
         "feedback",
         Protocol.FEEDBACK,
-        "Ground truth for an earlier prediction (by its request id)",
+        "Ground truth for an earlier prediction (by its feedback token or request id)",
         request="Feedback",
         response="FeedbackAccepted",
         status=202,
-        errors=(400, 404, 413),
+        errors=(400, 401, 404, 413),
+        bearer_auth=True,
     ),
     Route("GET", "/", "v1_live", Protocol.V1, "KServe V1 liveness", response="Alive"),
     Route("GET", "/v1/models", "v1_models", Protocol.V1, "List models", response="ModelList"),

@@ -25,6 +25,7 @@ ERROR_REASONS = ("invalid_json", "invalid_input", "out_of_range", "too_large", "
 V2_DATATYPES = ("FP32", "FP64")
 BINARY_DTYPES = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}  # binary tensor data: little-endian
 MAX_REQUEST_ID_CHARS = 128
+MAX_FEEDBACK_TOKEN_CHARS = 65_536  # a token of --feedback-token-max-rows rows is far shorter
 
 _NUMBER_TYPES = frozenset((int, float))  # exact types: bool (a subclass of int) is not a number here
 Locate = Callable[[int, int], str]  # (instance, feature index) -> where that value sits in the request
@@ -48,14 +49,13 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _printable_ascii(value: Any, max_chars: int) -> bool:
+    return type(value) is str and 0 < len(value) <= max_chars and value.isascii() and value.isprintable()
+
+
 def valid_request_id(value: Any) -> bool:
     """Printable ASCII, 1-128 chars: safe to echo in a header and to write to the log."""
-    return (
-        type(value) is str
-        and 0 < len(value) <= MAX_REQUEST_ID_CHARS
-        and value.isascii()
-        and value.isprintable()
-    )
+    return _printable_ascii(value, MAX_REQUEST_ID_CHARS)
 
 
 @dataclass(frozen=True)
@@ -400,15 +400,38 @@ class FeatureSchema:
         return np.column_stack(columns), [positions[name] for name in self.names]
 
 
-def parse_feedback(body: Any) -> tuple[str, list[float]]:
-    """``{"request_id", "actual"}`` or ``{"request_id", "actuals": [...]}`` -> (request id, actual values)."""
+@dataclass(frozen=True)
+class FeedbackBody:
+    """A parsed ``POST /v1/feedback`` body: exactly one of ``token`` and ``request_id`` is set."""
+
+    request_id: str | None
+    token: str | None
+    actuals: list[float]
+
+
+def parse_feedback(body: Any) -> FeedbackBody:
+    """``{"feedback_token" | "request_id": ..., "actual": 1.5 | "actuals": [...]}`` -> a FeedbackBody."""
     if type(body) is not dict:
-        raise RequestError('request body: must be a JSON object like {"request_id": "...", "actual": 1.5}')
-    request_id = body.get("request_id")
-    if not valid_request_id(request_id):
+        raise RequestError('request body: must be a JSON object like {"feedback_token": "…", "actual": 1.5}')
+    has_token, has_id = "feedback_token" in body, "request_id" in body
+    if has_token == has_id:
         raise RequestError(
-            f"request_id: must be a string of 1-{MAX_REQUEST_ID_CHARS} printable ASCII characters"
+            'request body: send exactly one of "feedback_token" (the prediction\'s X-Feedback-Token header; '
+            'any replica scores it) or "request_id" (only the replica that answered knows it)'
         )
+    token = request_id = None
+    if has_token:
+        token = body["feedback_token"]
+        if not _printable_ascii(token, MAX_FEEDBACK_TOKEN_CHARS):
+            raise RequestError(
+                f"feedback_token: must be a string of 1-{MAX_FEEDBACK_TOKEN_CHARS} printable ASCII characters"
+            )
+    else:
+        request_id = body["request_id"]
+        if not valid_request_id(request_id):
+            raise RequestError(
+                f"request_id: must be a string of 1-{MAX_REQUEST_ID_CHARS} printable ASCII characters"
+            )
     has_one, has_many = "actual" in body, "actuals" in body
     if has_one == has_many:
         raise RequestError('request body: send exactly one of "actual" (a number) or "actuals" (a list)')
@@ -422,4 +445,4 @@ def parse_feedback(body: Any) -> tuple[str, list[float]]:
         where = field if has_one else f"actuals[{i}]"
         if not _is_number(value) or not math.isfinite(value):
             raise RequestError(f"{where}: {_describe(value)} is not a finite number")
-    return request_id, [float(v) for v in values]
+    return FeedbackBody(request_id, token, [float(v) for v in values])

@@ -16,6 +16,7 @@ from housing.errors import DataError, HousingError
 from housing.inference_log import InferenceLogWriter
 from housing.serving.app import ServingApp
 from housing.serving.core import ServingCore
+from housing.serving.feedback_auth import BearerCheck, read_secret_file
 from housing.serving.metrics import ServingMetrics
 from housing.serving.model import ModelHandle, load_handle
 from housing.serving.router import Router
@@ -105,10 +106,28 @@ def build_app(settings: ServeSettings, *, metrics: ServingMetrics | None = None)
             max_files=settings.log_max_files,
             max_pending_rows=settings.log_queue_rows,
             flush_interval=settings.log_flush_interval,
-            on_drop=metrics.log_dropped.inc,
         )
-        metrics.log_pending.set_function(lambda: writer.pending_rows)
-    return ServingApp(ServingCore(router, settings, metrics, writer))
+        metrics.watch_inference_log(writer)
+    bearer, signing_key = feedback_secrets(settings)
+    return ServingApp(ServingCore(router, settings, metrics, writer, bearer=bearer, signing_key=signing_key))
+
+
+def feedback_secrets(settings: ServeSettings) -> tuple[BearerCheck, bytes | None]:
+    """The feedback bearer check and the token signing key, from their files (ConfigError when unreadable)."""
+    token = None
+    if settings.feedback_token_file is not None:
+        token = read_secret_file(settings.feedback_token_file, "feedback token")
+    else:
+        log.warning("no --feedback-token-file: POST /v1/feedback refuses everything (401)")
+    key = None
+    if settings.feedback_signing_key_file is not None:
+        key = read_secret_file(settings.feedback_signing_key_file, "feedback signing key").encode()
+    elif token is not None:
+        log.warning(
+            "no --feedback-signing-key-file: feedback tokens are signed with a key of this process only; "
+            "with several replicas, give them all the same key"
+        )
+    return BearerCheck(token), key
 
 
 def check_compatible(champion: ModelHandle, challenger: ModelHandle) -> None:

@@ -96,7 +96,11 @@ class ServeSettings(OneLineErrors, StrictSettings):
     # the ModelAccuracyDropped alert's 75%; PPE10 (0.49 on the holdout) is exported too, for dashboards.
     ppe_tolerance: float = Field(0.25, gt=0, lt=1)
     feedback_capacity_rows: int = Field(100_000, ge=1)  # predictions remembered for feedback (rows)
-    feedback_ttl_seconds: float = Field(3600.0, gt=0)
+    feedback_ttl_seconds: float = Field(3600.0, gt=0)  # for remembered predictions and feedback tokens
+    # Secrets come from files (a mounted Kubernetes Secret), never from flag or env values.
+    feedback_token_file: Path | None = None  # the bearer token feedback must carry; None: no feedback
+    feedback_signing_key_file: Path | None = None  # signs feedback tokens; None: a key per process
+    feedback_token_max_rows: int = Field(100, ge=0)  # larger responses get no X-Feedback-Token (0: none)
     fault_error_rate: float = Field(0.0, ge=0, le=1)
     fault_latency_ms: float = Field(0.0, ge=0, le=60_000)
     graceful_timeout: float = Field(20.0, ge=0)

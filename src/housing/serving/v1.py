@@ -53,10 +53,13 @@ class V1:
             await core.reject(send, exc, handle, request_id)
             return
         body = orjson.dumps({"predictions": predictions}, option=http.NUMPY)
+        extra = [
+            (b"x-request-id", request_id.encode()),
+            *handle.headers,
+            *core.token_header(handle, request_id, predictions),
+        ]
         latency = time.perf_counter() - started
-        await http.send_bytes(
-            send, 200, body, extra=[(b"x-request-id", request_id.encode()), *handle.headers]
-        )
+        await http.send_bytes(send, 200, body, extra=extra)
         core.record(handle, request_id, X, predictions, latency)
         if router.shadow is not None:
             core.shadow_score(router.shadow, request_id, X, latency - model_seconds)

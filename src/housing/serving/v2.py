@@ -97,7 +97,11 @@ class V2:
                 }
             ],
         }
-        extra = [(b"x-request-id", request_id.encode()), *handle.headers]
+        extra = [
+            (b"x-request-id", request_id.encode()),
+            *handle.headers,
+            *core.token_header(handle, request_id, predictions),
+        ]
         if request.binary_output:
             del response["outputs"][0]["data"]
             content, binary_headers = binary.encode_response(response, predictions)

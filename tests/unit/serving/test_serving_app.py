@@ -8,8 +8,8 @@ import uuid
 import numpy as np
 import orjson
 import pytest
-from asgi_client import call
-from prometheus_client.parser import text_string_to_metric_families
+from asgi_client import AUTH, call, feedback, feedback_settings
+from asgi_client import metric_samples as metric_values
 
 from housing.artifact import load_verified, onnx_session
 from housing.inference_log import read_records
@@ -23,7 +23,12 @@ ROW2 = [3.0, 20, 5.0, 1.0, 1000, 3.0, 34.0, -118.0]
 @pytest.fixture
 def make_app(model_dir, tmp_path):
     def make(**overrides):
-        settings = ServeSettings(model_dir=model_dir, inference_log_dir=tmp_path / "log", **overrides)
+        options = {
+            "inference_log_dir": tmp_path / "log",
+            **feedback_settings(tmp_path / "secrets"),
+            **overrides,
+        }
+        settings = ServeSettings(model_dir=model_dir, **options)
         return build_app(settings)
 
     return make
@@ -126,8 +131,15 @@ def test_v2_infer_follows_the_spec(app, model_dir):
         ("POST", "/v1/models/{name}:predict", {"json": {"instances": [ROW] * 1001}}, 413, "limit of 1000"),
         ("POST", "/v1/models/{name}:predict", {"content": b" " * 2_000_000}, 413, "exceeds the limit"),
         ("POST", "/v2/models/{name}/infer", {"json": {"inputs": "x"}}, 400, "inputs: must be"),
-        ("POST", "/v1/feedback", {"json": {"request_id": "unknown", "actual": 1.0}}, 404, "unknown, expired"),
-        ("POST", "/v1/feedback", {"json": {"request_id": 3}}, 400, "request_id"),
+        (
+            "POST",
+            "/v1/feedback",
+            {"json": {"request_id": "unknown", "actual": 1.0}, "headers": AUTH},
+            404,
+            "unknown, expired",
+        ),
+        ("POST", "/v1/feedback", {"json": {"request_id": 3}, "headers": AUTH}, 400, "request_id"),
+        ("POST", "/v1/feedback", {"json": {"request_id": "a", "actual": 1.0}}, 401, "missing credential"),
     ],
 )
 def test_errors_are_json_with_a_message(app, method, path, kwargs, status, match):
@@ -137,13 +149,6 @@ def test_errors_are_json_with_a_message(app, method, path, kwargs, status, match
     assert match in response.json()["error"]
     if status == 405:
         assert response.headers["allow"] in ("GET", "POST")
-
-
-def metric_values(app) -> dict[str, list]:
-    text = call(app, "GET", "/metrics").text
-    return {
-        f.name: [(s.name, s.labels, s.value) for s in f.samples] for f in text_string_to_metric_families(text)
-    }
 
 
 def value(metrics, family, sample=None, **labels) -> float:
@@ -160,24 +165,17 @@ def test_feedback_updates_scores_and_the_log(app):
     )
     two = call(app, "POST", f"/v1/models/{name}:predict", json={"instances": [ROW, ROW2]})
     prediction = one.json()["predictions"][0]
-    accepted = call(app, "POST", "/v1/feedback", json={"request_id": "a", "actual": prediction * 1.05})
+    accepted = feedback(app, {"request_id": "a", "actual": prediction * 1.05})
     assert accepted.status_code == 202
     assert accepted.json() == {"accepted": 1}
-    again = call(app, "POST", "/v1/feedback", json={"request_id": "a", "actual": 1.0})
+    again = feedback(app, {"request_id": "a", "actual": 1.0})
     assert again.status_code == 404  # one feedback per request
-    wrong_count = call(
-        app, "POST", "/v1/feedback", json={"request_id": two.headers["x-request-id"], "actual": 1.0}
-    )
+    wrong_count = feedback(app, {"request_id": two.headers["x-request-id"], "actual": 1.0})
     assert wrong_count.status_code == 400
     assert "had 2 instance(s)" in wrong_count.json()["error"]
     p1, p2 = two.json()["predictions"]
     actuals = [p1 * 2, p2 + 0.01]
-    assert (
-        call(
-            app, "POST", "/v1/feedback", json={"request_id": two.headers["x-request-id"], "actuals": actuals}
-        ).status_code
-        == 202
-    )
+    assert feedback(app, {"request_id": two.headers["x-request-id"], "actuals": actuals}).status_code == 202
 
     metrics = metric_values(app)
     pairs = [(prediction, prediction * 1.05), (p1, actuals[0]), (p2, actuals[1])]
@@ -189,8 +187,8 @@ def test_feedback_updates_scores_and_the_log(app):
     assert value(metrics, "model_feedback", "model_feedback_total") == 3
 
     app.inference_log.close()
-    feedback = read_records(app.inference_log.directory, kind="feedback")
-    assert [(r["request_id"], r["instance"]) for r in feedback] == [
+    fed_back = read_records(app.inference_log.directory, kind="feedback")
+    assert [(r["request_id"], r["instance"]) for r in fed_back] == [
         ("a", 0),
         (two.headers["x-request-id"], 0),
         (two.headers["x-request-id"], 1),
@@ -226,7 +224,14 @@ def test_metrics_and_inference_log_count_successes_and_errors(app):
     assert value(metrics, "model_prediction_latency_seconds", "model_prediction_latency_seconds_count") == 1
     assert value(metrics, "model_prediction_value", "model_prediction_value_count") == 2
     assert value(metrics, "model_version_info", version=app.router.champion.version) == 1
-    assert value(metrics, "model_inference_log_dropped", "model_inference_log_dropped_total") == 0
+    for reason in ("queue_full", "write_error", "closed"):
+        assert (
+            value(metrics, "model_inference_log_dropped", "model_inference_log_dropped_total", reason=reason)
+            == 0
+        )
+    # 2 prediction rows and 2 error records, all written by the time the writer drains
+    assert value(metrics, "model_inference_log_rows", "model_inference_log_rows_total") == 4
+    assert value(metrics, "model_inference_log_healthy") == 1
     assert "process_resident_memory_bytes" in metrics
 
     app.inference_log.close()

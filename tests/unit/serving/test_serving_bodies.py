@@ -155,8 +155,10 @@ def test_valid_bodies_pass_both():
 @settings(max_examples=300, deadline=None)
 @given(
     body=st.fixed_dictionaries(
-        {"request_id": st.sampled_from(["a", "r-1", "", "é", "x" * 129, "\x01", 7])},
+        {},
         optional={
+            "request_id": st.sampled_from(["a", "r-1", "", "é", "x" * 129, "\x01", 7]),
+            "feedback_token": st.sampled_from(["f1.abc", "", "é", "x" * 65_537, "\n", None, 3]),
             "actual": st.sampled_from([1.5, 2, True, None, "1", float("nan")]),
             "actuals": st.sampled_from([[1.0, 2], [], [True], None, [float("inf")], 1.0]),
         },

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 import pytest
-from asgi_client import call
-from prometheus_client.parser import text_string_to_metric_families
+from asgi_client import call, feedback, feedback_settings
+from asgi_client import metric_samples as metrics
 from typer.testing import CliRunner
 
 from housing.errors import ConfigError, DataError
@@ -43,7 +43,12 @@ def challenger_dir(tmp_path_factory, small_split, small_params):
 @pytest.fixture
 def make_app(model_dir, challenger_dir, tmp_path):
     def make(**overrides):
-        options = {"challenger_model_dir": challenger_dir, "inference_log_dir": tmp_path / "log", **overrides}
+        options = {
+            "challenger_model_dir": challenger_dir,
+            "inference_log_dir": tmp_path / "log",
+            **feedback_settings(tmp_path / "secrets"),
+            **overrides,
+        }
         return build_app(ServeSettings(model_dir=model_dir, **options))
 
     return make
@@ -60,13 +65,6 @@ def predict(app, row, key=None, request_id=None) -> httpx.Response:
     )
     assert response.status_code == 200, response.text
     return response
-
-
-def metrics(app) -> dict[str, list]:
-    text = call(app, "GET", "/metrics").text
-    return {
-        f.name: [(s.name, s.labels, s.value) for s in f.samples] for f in text_string_to_metric_families(text)
-    }
 
 
 def value(samples, family, sample=None, **labels) -> float:
@@ -259,13 +257,11 @@ def test_feedback_updates_the_variant_that_answered(make_app):
             response = predict(app, ROW if i % 2 else ROW2, key=key)
             prediction = response.json()["predictions"][0]
             actual = prediction + (0.1 if variant == "champion" else 0.5) * (i + 1)
-            feedback = call(
-                app,
-                "POST",
-                "/v1/feedback",
-                json={"request_id": response.headers["x-request-id"], "actual": actual},
+            # By token: scored from what the token says the variant predicted.
+            accepted = feedback(
+                app, {"feedback_token": response.headers["x-feedback-token"], "actual": actual}
             )
-            assert feedback.status_code == 202
+            assert accepted.status_code == 202
             pairs[variant].append((prediction, actual))
     samples = metrics(app)
     for variant, observed in pairs.items():
@@ -291,10 +287,7 @@ def test_shadow_returns_the_champion_and_logs_the_challenger(make_app, tmp_path)
         ids.append(response.headers["x-request-id"])
     actuals = [4.0, 2.0, 3.5]
     for request_id, actual in zip(ids, actuals, strict=True):
-        assert (
-            call(app, "POST", "/v1/feedback", json={"request_id": request_id, "actual": actual}).status_code
-            == 202
-        )
+        assert feedback(app, {"request_id": request_id, "actual": actual}).status_code == 202
 
     samples = metrics(app)
     for handle_, variant in ((champion, "champion"), (challenger, "challenger")):
@@ -327,7 +320,7 @@ def test_shadow_failure_never_reaches_the_client(make_app, tmp_path, monkeypatch
     response = predict(app, ROW, request_id="r1")
     assert response.headers["x-model-variant"] == "champion"
     # Feedback still scores the champion; the challenger has nothing to score.
-    assert call(app, "POST", "/v1/feedback", json={"request_id": "r1", "actual": 3.0}).status_code == 202
+    assert feedback(app, {"request_id": "r1", "actual": 3.0}).status_code == 202
     samples = metrics(app)
     assert value(samples, "model_prediction_errors", variant="challenger", reason="model_error") == 1
     assert value(samples, "model_prediction_errors", variant="champion", reason="model_error") == 0

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from housing.artifact import FeatureSpec
 from housing.config import FEATURES
-from housing.serving.schema import FeatureSchema, RequestError, parse_feedback, valid_request_id
+from housing.serving.schema import FeatureSchema, FeedbackBody, RequestError, parse_feedback, valid_request_id
 
 RANGES = {
     "MedInc": (0.0, 20.0),
@@ -214,16 +214,22 @@ def test_v2_oversized_batch_is_413(schema):
 # --- feedback -----------------------------------------------------------------------------------------------
 
 
-def test_feedback_single_and_multiple():
-    assert parse_feedback({"request_id": "r1", "actual": 2}) == ("r1", [2.0])
-    assert parse_feedback({"request_id": "r1", "actuals": [1.5, 2]}) == ("r1", [1.5, 2.0])
+def test_feedback_single_and_multiple_by_request_id_or_token():
+    assert parse_feedback({"request_id": "r1", "actual": 2}) == FeedbackBody("r1", None, [2.0])
+    assert parse_feedback({"request_id": "r1", "actuals": [1.5, 2]}) == FeedbackBody("r1", None, [1.5, 2.0])
+    assert parse_feedback({"feedback_token": "f1.abc", "actual": 1}) == FeedbackBody(None, "f1.abc", [1.0])
 
 
 @pytest.mark.parametrize(
     ("body", "match"),
     [
         ("r1", "must be a JSON object"),
-        ({"actual": 1.0}, "request_id: must be a string"),
+        ({"actual": 1.0}, 'exactly one of "feedback_token"'),
+        ({"request_id": "r1", "feedback_token": "f1.x", "actual": 1.0}, 'exactly one of "feedback_token"'),
+        ({"feedback_token": "", "actual": 1.0}, "feedback_token: must be a string"),
+        ({"feedback_token": 7, "actual": 1.0}, "feedback_token: must be a string"),
+        ({"feedback_token": "f1.\n", "actual": 1.0}, "feedback_token: must be a string"),
+        ({"feedback_token": "f1.x"}, 'exactly one of "actual"'),
         ({"request_id": "", "actual": 1.0}, "request_id"),
         ({"request_id": "x" * 129, "actual": 1.0}, "request_id"),
         ({"request_id": "a\nb", "actual": 1.0}, "request_id"),
@@ -309,17 +315,24 @@ def test_v2_parser_never_fails_unexpectedly(body):
 @given(
     body=JSON_VALUES
     | st.fixed_dictionaries(
-        {"request_id": JSON_VALUES}, optional={"actual": JSON_VALUES, "actuals": JSON_VALUES}
+        {},
+        optional={
+            "request_id": JSON_VALUES,
+            "feedback_token": JSON_VALUES,
+            "actual": JSON_VALUES,
+            "actuals": JSON_VALUES,
+        },
     )
 )
 def test_feedback_parser_never_fails_unexpectedly(body):
     try:
-        (request_id, actuals), status = parse_feedback(body), None
+        parsed, status = parse_feedback(body), None
     except RequestError as exc:
-        (request_id, actuals), status = (None, None), exc.status
-    if status is not None:
+        parsed, status = None, exc.status
+    if parsed is None:
         assert status == 400
         return
-    assert valid_request_id(request_id)
-    assert actuals
-    assert all(np.isfinite(actuals))
+    assert (parsed.request_id is None) != (parsed.token is None)
+    assert parsed.token is not None or valid_request_id(parsed.request_id)
+    assert parsed.actuals
+    assert all(np.isfinite(parsed.actuals))

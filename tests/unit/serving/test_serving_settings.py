@@ -28,6 +28,7 @@ BAD_VALUES = {  # one value per bounded setting that its own rule refuses
     "ppe_tolerance": "1.0",
     "feedback_capacity_rows": "0",
     "feedback_ttl_seconds": "0",
+    "feedback_token_max_rows": "-1",
     "fault_error_rate": "1.5",
     "fault_latency_ms": "60001",
     "graceful_timeout": "-1",
@@ -133,3 +134,24 @@ def test_choices_come_from_the_enums_and_cross_field_rules_hold(monkeypatch):
         ServeSettings()
     with pytest.raises(ConfigError, match="model_name='a/b'"):
         ServeSettings(model_name="a/b", ab_mode="off")
+
+
+def test_an_unreadable_feedback_secret_stops_the_server_with_one_line(model_dir, tmp_path):
+    token, short, absent = tmp_path / "token", tmp_path / "short-key", tmp_path / "absent"
+    token.write_text("a-good-feedback-token-0123456789")
+    short.write_text("too-short")
+    for flags, message in (
+        (
+            ["--feedback-token-file", str(absent)],
+            f"{absent}: cannot read the feedback token (FileNotFoundError: [Errno 2] No such file or "
+            f"directory: '{absent}')",
+        ),
+        (
+            ["--feedback-token-file", str(token), "--feedback-signing-key-file", str(short)],
+            f"{short}: the feedback signing key must be at least 16 printable ASCII characters "
+            "(e.g. `openssl rand -hex 32`)",
+        ),
+    ):
+        result = housing_serve("--model-dir", str(model_dir), "--no-inference-log", *flags)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
