@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -99,6 +100,7 @@ class ServerProcess:
     port: int
     log_dir: Path | None  # its inference log (None: off, or set through the environment)
     stderr_path: Path  # its stdout and stderr
+    feedback_token_file: Path | None = None  # the bearer token POST /v1/feedback needs (None: no feedback)
 
     @property
     def url(self) -> str:
@@ -147,6 +149,16 @@ class ServerProcess:
         self.stop()
 
 
+def feedback_secrets(directory: Path) -> tuple[Path, Path]:
+    """A fresh feedback bearer token and signing key, in files of ``directory`` (mode 0600)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = directory / "feedback-token", directory / "feedback-signing-key"
+    for path in files:
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return files
+
+
 def start_server(
     output: Path,
     *args: str,
@@ -155,15 +167,21 @@ def start_server(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 60.0,
+    feedback: bool = True,
 ) -> ServerProcess:
     """``housing serve --host 127.0.0.1 --port <free> [--inference-log-dir log_dir] *args``, ready to use.
 
     ``output`` receives the server's output; ``env`` adds to this process's environment (``HOUSING_*``
-    settings work too).
+    settings work too). ``feedback``: a fresh feedback token and signing key in ``<output>.secrets/`` (the
+    server accepts no feedback without one); the token's file is ``feedback_token_file``.
     """
     port = port or free_port()
     log_args = ["--inference-log-dir", str(log_dir)] if log_dir is not None else []
+    token_file = None
+    if feedback:
+        token_file, key_file = feedback_secrets(output.with_name(f"{output.name}.secrets"))
+        log_args += ["--feedback-token-file", str(token_file), "--feedback-signing-key-file", str(key_file)]
     cmd = serve_command("--host", LOCALHOST, "--port", str(port), *log_args, *args)
-    server = ServerProcess(launch(cmd, output, env, cwd), port, log_dir, output)
+    server = ServerProcess(launch(cmd, output, env, cwd), port, log_dir, output, token_file)
     wait_ready(server.proc, server.url, output, timeout)
     return server

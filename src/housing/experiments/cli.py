@@ -192,6 +192,10 @@ def simulate_traffic(
     feedback_delay: Annotated[
         float | None, _traffic("feedback_delay", "Seconds before the ground truth is posted.")
     ] = None,
+    feedback_token_file: Annotated[
+        Path | None,
+        _traffic("feedback_token_file", "File of the server's feedback token (its --feedback-token-file)."),
+    ] = None,
     seed: Annotated[
         int | None, _traffic("seed", "Seeds the houses, their order and the feedback draw.")
     ] = None,

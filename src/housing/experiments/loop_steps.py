@@ -249,7 +249,13 @@ class Replayer:
             csv, self.params.data, scenario=scenario, houses=houses, needed=houses, seed=seed
         )
         duration = max(60.0, 3 * len(chosen) / self.traffic.rate)
-        update = {"url": server.url, "requests": len(chosen), "duration": duration, "seed": seed}
+        update = {
+            "url": server.url,
+            "requests": len(chosen),
+            "duration": duration,
+            "seed": seed,
+            "feedback_token_file": server.feedback_token_file,
+        }
         summary = asyncio.run(run_traffic(TrafficConfig(**self.traffic.model_dump() | update), chosen))
         failed = summary.requests_sent - summary.ok
         if failed:

@@ -4,7 +4,9 @@ Each request is one house (KServe V1 predict, one instance) sent with ``X-Routin
 A/B router assigns a house to the same variant every time. Requests start on a fixed schedule (``rate``
 per second) with at most ``concurrency`` in flight, and stop after ``requests`` or ``duration`` seconds,
 whichever comes first. For a seeded ``feedback_share`` of the successful requests the house's true value is
-posted to ``/v1/feedback`` ``feedback_delay`` seconds later, as a labelling process would.
+posted to ``/v1/feedback`` ``feedback_delay`` seconds later, as a labelling process would: with the
+server's feedback bearer token (``feedback_token_file``) and the answer's ``X-Feedback-Token``, so that any
+replica scores it.
 """
 
 from __future__ import annotations
@@ -22,10 +24,15 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator  # numpy: imported by the functions (the CLI builds the settings)
 
 from housing.errors import ConfigError, HousingError
+from housing.serving.feedback_client import (
+    FEEDBACK_PATH,
+    feedback_body,
+    feedback_headers,
+    read_feedback_token,
+)
 from housing.strict import OneLineErrors, Strict
 
 ROUTING_HEADER = "X-Routing-Key"
-FEEDBACK_PATH = "/v1/feedback"
 
 
 class TrafficError(HousingError):
@@ -60,6 +67,9 @@ class TrafficConfig(OneLineErrors, Strict):
     concurrency: Concurrency = 8
     feedback_share: FeedbackShare = 1.0
     feedback_delay: Seconds = 1.0  # between a prediction and its ground truth
+    # The file of the server's feedback bearer token: a path, so the summary (which holds this config) never
+    # holds the token. Needed when feedback_share > 0.
+    feedback_token_file: Path | None = None
     seed: Seed = 7
     timeout: float = Field(10.0, gt=0)  # seconds per HTTP request
 
@@ -199,6 +209,16 @@ async def run_traffic(config: TrafficConfig, houses: list[House]) -> TrafficSumm
         raise ConfigError("simulate traffic: no houses to send")
     if config.feedback_share > 0 and houses[0].actual is None:
         raise ConfigError("simulate traffic: --feedback-share > 0 needs a CSV with the target column")
+    if config.feedback_share > 0 and config.feedback_token_file is None:
+        raise ConfigError(
+            "simulate traffic: --feedback-share > 0 needs --feedback-token-file (the file of the server's "
+            "feedback token), or --feedback-share 0"
+        )
+    sender_headers = (
+        feedback_headers(read_feedback_token(config.feedback_token_file))
+        if config.feedback_token_file is not None
+        else {}
+    )
     rng = np.random.default_rng(config.seed)
     gives_feedback = rng.random(config.requests) < config.feedback_share
     tally = _Tally()
@@ -215,14 +235,12 @@ async def run_traffic(config: TrafficConfig, houses: list[House]) -> TrafficSumm
         start = loop.time()
         deadline = start + config.duration
 
-        async def post_feedback(request_id: str, actual: float, due: float) -> None:
+        async def post_feedback(answer: httpx.Headers, actual: float, due: float) -> None:
             await asyncio.sleep(max(0.0, due - loop.time()))
             async with feedback_slots:
                 try:
                     response = await client.post(
-                        FEEDBACK_PATH,
-                        content=orjson.dumps({"request_id": request_id, "actual": actual}),
-                        headers={"Content-Type": "application/json"},
+                        FEEDBACK_PATH, content=feedback_body(answer, [actual]), headers=sender_headers
                     )
                     tally.feedback[response.status_code] += 1
                 except httpx.HTTPError:
@@ -262,7 +280,7 @@ async def run_traffic(config: TrafficConfig, houses: list[House]) -> TrafficSumm
                 elif gives_feedback[i] and house.actual is not None:
                     tally.feedback_scheduled += 1
                     task = asyncio.create_task(
-                        post_feedback(request_id, house.actual, loop.time() + config.feedback_delay)
+                        post_feedback(response.headers, house.actual, loop.time() + config.feedback_delay)
                     )
                     pending.add(task)
                     task.add_done_callback(pending.discard)

@@ -29,7 +29,14 @@ def serve(model_dir, challenger_dir, workdir, *ab_args):
 
 
 def traffic(server, houses):
-    config = TrafficConfig(url=server.url, rate=400, requests=len(houses), concurrency=8, feedback_delay=0.2)
+    config = TrafficConfig(
+        url=server.url,
+        rate=400,
+        requests=len(houses),
+        concurrency=8,
+        feedback_delay=0.2,
+        feedback_token_file=server.feedback_token_file,
+    )
     return asyncio.run(run_traffic(config, houses))
 
 

@@ -5,6 +5,7 @@ its inference log flushed."""
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 
 import pytest
@@ -18,12 +19,18 @@ pytestmark = pytest.mark.integration
 ROW = [8.3252, 41, 6.98, 1.02, 322, 2.55, 37.88, -122.23]
 
 
-def post(url: str, body: dict) -> tuple[int, dict, dict]:
+def post(url: str, body: dict, headers: dict | None = None) -> tuple[int, dict, dict]:
     request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, dict(response.headers), json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read())
 
 
 def test_a_server_that_exits_is_a_start_error_with_its_last_output(tmp_path):
@@ -44,7 +51,10 @@ def test_a_started_server_answers_reports_gauges_and_flushes_its_log_on_stop(mod
         assert status == 200
         request_id = headers["x-request-id"]
         actual = body["predictions"][0] + 0.5
-        assert post(f"{server.url}/v1/feedback", {"request_id": request_id, "actual": actual})[0] == 202
+        token = server.feedback_token_file.read_text()
+        body = {"feedback_token": headers["x-feedback-token"], "actual": actual}
+        assert post(f"{server.url}/v1/feedback", body)[0] == 401  # the credential is not optional
+        assert post(f"{server.url}/v1/feedback", body, {"Authorization": f"Bearer {token}"})[0] == 202
         scores = server.gauges()[Variant.CHAMPION]
         assert (scores.mae, scores.feedback) == (pytest.approx(0.5), 1)
     assert server.proc.returncode in (0, -15, 143)  # SIGTERM: drained and flushed

@@ -30,6 +30,14 @@ from loopback import LoopbackServer, QuietHandler
 from settings_support import assert_options_follow, command_options
 
 FEATURES = list(DataParams().features)
+TOKEN = "stub-feedback-token-0123456789"
+
+
+@pytest.fixture
+def token_file(tmp_path):
+    path = tmp_path / "feedback-token"
+    path.write_text(TOKEN + "\n")
+    return path
 
 
 class StubServer(LoopbackServer):
@@ -105,6 +113,8 @@ class StubServer(LoopbackServer):
                 self.in_flight -= 1
 
     def take_feedback(self, handler, body) -> None:
+        if handler.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return handler._reply(401, {"error": "unauthorized"})
         with self.lock:
             known = {p["request_id"]: p for p in self.predictions}
             if body.get("request_id") not in known:
@@ -154,10 +164,17 @@ def test_load_houses_keeps_ids_through_a_scenario(houses_csv):
         load_houses(houses_csv, DataParams(), scenario="nope")
 
 
-def test_traffic_routes_by_house_and_posts_delayed_feedback(houses_csv):
+def test_traffic_routes_by_house_and_posts_delayed_feedback(houses_csv, token_file):
     houses = load_houses(houses_csv, DataParams(), seed=1)
     config = TrafficConfig(
-        rate=200.0, requests=90, duration=30.0, concurrency=4, feedback_share=0.5, feedback_delay=0.1, seed=5
+        rate=200.0,
+        requests=90,
+        duration=30.0,
+        concurrency=4,
+        feedback_share=0.5,
+        feedback_delay=0.1,
+        feedback_token_file=token_file,
+        seed=5,
     )
     with StubServer() as stub:
         started = time.monotonic()
@@ -202,22 +219,37 @@ def test_traffic_is_bounded_by_duration_and_concurrency(houses_csv):
     assert summary.traffic_seconds < 0.5 + 0.2
 
 
-def test_failures_and_rejected_feedback_are_counted(houses_csv):
+def test_failures_and_rejected_feedback_are_counted(houses_csv, token_file, tmp_path):
     houses = load_houses(houses_csv, DataParams(), seed=1)
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text("not-the-servers-token-0123456789")
     with StubServer(fail_every=4) as stub:
         config = TrafficConfig(
-            url=stub.url, model="housing", rate=500.0, requests=40, feedback_share=1.0, feedback_delay=0.0
+            url=stub.url,
+            model="housing",
+            rate=500.0,
+            requests=40,
+            feedback_share=1.0,
+            feedback_delay=0.0,
+            feedback_token_file=token_file,
         )
         summary = asyncio.run(run_traffic(config, houses))
+        refused = asyncio.run(run_traffic(config.model_copy(update={"feedback_token_file": wrong}), houses))
     assert summary.failed == {"500": 10}
     assert summary.ok == 30
     assert summary.feedback.accepted == 30  # only successful predictions get ground truth
+    assert refused.feedback.rejected == {"401": 30}
+    assert TOKEN not in summary.model_dump_json()  # the summary names the token's file, never the token
 
 
 def test_unreachable_server_and_bad_flags():
     houses = [type("H", (), {"house_id": "h", "features": [1.0] * 8, "actual": 1.0})()]
     with pytest.raises(TrafficError, match="cannot list models"):
-        asyncio.run(run_traffic(TrafficConfig(url="http://127.0.0.1:9", timeout=1.0), houses))
+        asyncio.run(
+            run_traffic(TrafficConfig(url="http://127.0.0.1:9", timeout=1.0, feedback_share=0.0), houses)
+        )
+    with pytest.raises(ConfigError, match="--feedback-token-file"):
+        asyncio.run(run_traffic(TrafficConfig(url="http://127.0.0.1:9", feedback_share=0.5), houses))
     with pytest.raises(ConfigError, match="--feedback-share"):
         TrafficConfig(feedback_share=1.5)
     with pytest.raises(ConfigError, match="--rate"):
