@@ -278,15 +278,9 @@ def load_params(path: Path | str = DEFAULT_PARAMS_PATH) -> Params:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_params(raw, str(path))
-
-
-def parse_params(raw: object, source: str) -> Params:
-    """Validate a ``params.yaml``-shaped document (from a file, or a pipeline's parameters); raise
-    :class:`ConfigError` naming ``source`` and the offending key."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: top level must be a mapping of sections")
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_error(source, exc)) from None
+        raise ConfigError(_format_error(str(path), exc)) from None
