@@ -141,7 +141,7 @@ def test_api_error_names_the_host_and_status(package: Path, api: KfpApi):
     result = _submit(package, api)
     assert isinstance(result.exception, KfpError)
     message = str(result.exception)
-    assert message.startswith(f"{api.url}: the KFP API refused the submission: HTTP 403: ")
+    assert message.startswith(f"{api.url}: the submission to the KFP API failed: HTTP 403: ")
     assert "refused by the stand-in (403)" in message
     assert "\n" not in message
 
@@ -150,5 +150,5 @@ def test_unreachable_host_is_one_line(package: Path, params):
     from housing.kfp.submit import submit
 
     arguments = run_arguments(read_package(package), force=False, **URIS)
-    with pytest.raises(KfpError, match=r"http://127\.0\.0\.1:9: the KFP API refused the submission"):
+    with pytest.raises(KfpError, match=r"http://127\.0\.0\.1:9: the submission to the KFP API failed"):
         submit(read_package(package), arguments, host="http://127.0.0.1:9", run_name="x")

@@ -55,7 +55,6 @@ def submit(
     require_kfp()
     import kfp
 
-    version_name = f"{package.name}-{hashlib.sha256(package.path.read_bytes()).hexdigest()[:12]}"
     api_errors = kfp_api_errors()
     try:
         with warnings.catch_warnings():
@@ -64,18 +63,7 @@ def submit(
             client = kfp.Client(
                 host=host, existing_token=token, **({"namespace": namespace} if namespace else {})
             )
-        pipeline_id = client.get_pipeline_id(package.name)
-        if pipeline_id is None:
-            pipeline_id = client.upload_pipeline(
-                str(package.path), pipeline_name=package.name, namespace=namespace
-            ).pipeline_id
-        versions = client.list_pipeline_versions(pipeline_id, filter=_by_display_name(version_name))
-        if versions.pipeline_versions:
-            version_id = versions.pipeline_versions[0].pipeline_version_id
-        else:
-            version_id = client.upload_pipeline_version(
-                str(package.path), version_name, pipeline_id=pipeline_id
-            ).pipeline_version_id
+        pipeline_id, version_id, version_name = _upload(client, package, namespace)
         experiment_id = client.create_experiment(experiment, namespace=namespace).experiment_id
         result = SubmitResult(
             host=host,
@@ -102,10 +90,26 @@ def submit(
             **source,
         )
     except api_errors as exc:
-        raise KfpError(f"{host}: the KFP API refused the submission: {_reason(exc)}") from None
+        raise KfpError(f"{host}: the submission to the KFP API failed: {_reason(exc)}") from None
     return result.model_copy(
         update={"recurring_run_id": job.recurring_run_id, "replaced_recurring_runs": replaced}
     )
+
+
+def _upload(client: Any, package: PipelinePackage, namespace: str | None) -> tuple[str, str, str]:
+    """(pipeline id, version id, version name): the pipeline is created on first upload; its versions are
+    named after the package's content, so the same bytes are uploaded once."""
+    version_name = f"{package.name}-{hashlib.sha256(package.path.read_bytes()).hexdigest()[:12]}"
+    pipeline_id = client.get_pipeline_id(package.name)
+    if pipeline_id is None:
+        pipeline_id = client.upload_pipeline(
+            str(package.path), pipeline_name=package.name, namespace=namespace
+        ).pipeline_id
+    versions = client.list_pipeline_versions(pipeline_id, filter=_by_display_name(version_name))
+    if versions.pipeline_versions:
+        return pipeline_id, versions.pipeline_versions[0].pipeline_version_id, version_name
+    uploaded = client.upload_pipeline_version(str(package.path), version_name, pipeline_id=pipeline_id)
+    return pipeline_id, uploaded.pipeline_version_id, version_name
 
 
 def kfp_api_errors() -> tuple[type[Exception], ...]:
