@@ -62,3 +62,45 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HOUSING_PORT', '8080') + '/v2/health/ready', timeout=2)"]
 CMD ["housing", "serve"]
+
+# --- train: the Kubeflow components' image (`--target train`, docs/kfp.md) ---------------------------------
+# The project with its training stack and kfp, the runtime of the pipeline's lightweight components (their code
+# is embedded in kfp/housing_pipeline.yaml; nothing is pip-installed when a component starts). Its own stages,
+# after the serving ones and sharing none of their layers: the serving image never holds the training stack.
+# Not from a hashed lock (requirements/ locks the serving image only): pip resolves pyproject's ranges.
+FROM ${BASE_IMAGE} AS train-build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY src ./src
+# Wheels where there are any: kfp-server-api (kfp's API client) and antlr4-python3-runtime (dvc's hydra-core)
+# are source distributions only, both pure Python.
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/python -m pip wheel --no-deps --wheel-dir /wheels . \
+    && wheel=$(ls /wheels/housing_mlops-*.whl) \
+    && /opt/venv/bin/python -m pip install --prefer-binary "${wheel}[train,kfp]" \
+    && /opt/venv/bin/python -m pip check \
+    && /opt/venv/bin/python -m compileall -q /opt/venv/lib
+
+FROM ${BASE_IMAGE} AS train
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    OMP_NUM_THREADS=1 \
+    MLFLOW_DISABLE_TELEMETRY=true
+# KFP's launcher downloads input artifacts to /gcs, /minio, /s3 or /oci (by the object store's scheme) as the
+# container's user: those directories must exist and be writable for a non-root user.
+RUN groupadd --system --gid 10001 housing \
+    && useradd --system --uid 10001 --gid housing --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin housing \
+    && mkdir -p /gcs /minio /s3 /oci \
+    && chown 10001:10001 /gcs /minio /s3 /oci
+COPY --from=train-build /opt/venv /opt/venv
+USER 10001:10001
+WORKDIR /tmp
+# No CMD: KFP gives every component its command (kfp.dsl.executor_main running the embedded function).
+
+# --- the default target: the serving image (`docker build .` without --target builds the last stage) -------
+FROM runtime AS serving

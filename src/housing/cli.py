@@ -36,6 +36,7 @@ _COMMAND_MODULES = (
     "housing.monitoring.cli",
     "housing.experiments.cli",
     "housing.infra.cli",
+    "housing.kfp.cli",
 )
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Path to params.yaml.")]

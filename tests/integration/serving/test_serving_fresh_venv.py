@@ -24,7 +24,7 @@ TRAINING_STACK = ("scikit-learn", "pandas", "mlflow", "evidently", "skl2onnx", "
 def dockerfile_runtime() -> tuple[dict[str, str], list[str], list[str]]:
     """The runtime stage's ENV, CMD and HEALTHCHECK command."""
     text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
-    stage = text.split(" AS runtime")[-1]
+    stage = text.split(" AS runtime")[-1].split("\nFROM ")[0]  # up to the next stage (the train target's)
     env: dict[str, str] = {}
     for line in stage.splitlines():
         line = line.strip()

@@ -36,9 +36,11 @@ def instructions() -> list[tuple[str, str]]:
 
 
 def runtime_stage() -> list[tuple[str, str]]:
+    """The serving image's stage (the `train` target's stages follow it; the last stage re-exports it)."""
     steps = instructions()
-    starts = [i for i, (k, _) in enumerate(steps) if k == "FROM"]
-    return steps[starts[-1] :]
+    starts = [i for i, (k, _) in enumerate(steps) if k == "FROM"] + [len(steps)]
+    begin = next(i for i in starts if steps[i][1].endswith(" AS runtime"))
+    return steps[begin : starts[starts.index(begin) + 1]]
 
 
 def test_hadolint_is_clean():
@@ -52,7 +54,15 @@ def test_multi_stage_with_an_overridable_base_image():
     steps = instructions()
     assert steps[0] == ("ARG", "BASE_IMAGE=python:3.11-slim")
     froms = [rest for k, rest in steps if k == "FROM"]
-    assert froms == ["${BASE_IMAGE} AS build", "${BASE_IMAGE} AS runtime"]
+    # The Kubeflow components' `train` target follows the serving stages; the last stage (what a build without
+    # --target makes) is the serving image again.
+    assert froms == [
+        "${BASE_IMAGE} AS build",
+        "${BASE_IMAGE} AS runtime",
+        "${BASE_IMAGE} AS train-build",
+        "${BASE_IMAGE} AS train",
+        "runtime AS serving",
+    ]
 
 
 def test_runtime_runs_unprivileged_with_healthcheck_port_and_cmd():
@@ -74,7 +84,7 @@ def test_runtime_runs_unprivileged_with_healthcheck_port_and_cmd():
 def test_runtime_installs_no_training_stack_and_writes_only_to_the_log_volume():
     text = DOCKERFILE.read_text()
     for heavy in ("scikit-learn", "sklearn", "pandas", "mlflow", "evidently", "skl2onnx", "[dev]", "[train]"):
-        assert heavy not in text.split("# --- build")[1], heavy
+        assert heavy not in text.split("# --- build")[1].split("# --- train")[0], heavy
     env = " ".join(rest for k, rest in runtime_stage() if k == "ENV")
     assert "HOUSING_INFERENCE_LOG_DIR=/var/log/housing/inference" in env
     assert "HOUSING_BAKED_MODEL_DIR=/opt/housing/models" in env
