@@ -260,6 +260,15 @@ class Params(Strict):
         return self
 
 
+def validate_params(raw: object, source: str) -> Params:
+    """Validate a parsed ``params.yaml`` document (or the sections a Kubeflow run was given); raise
+    :class:`ConfigError` naming ``source``, each offending key and the rule it broke."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(source, exc)) from None
+
+
 def _format_error(source: str, err: ValidationError) -> str:
     lines = []
     for item in err.errors():
@@ -280,7 +289,4 @@ def load_params(path: Path | str = DEFAULT_PARAMS_PATH) -> Params:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections")
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_format_error(str(path), exc)) from None
+    return validate_params(raw, str(path))

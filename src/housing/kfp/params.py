@@ -17,12 +17,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
-# config's own rendering of a validation error (`source: key.path: rule`), so both sources read alike. Not a
-# public helper of config.py, whose source is a dependency of every dvc.yaml stage: a change there would move
-# dvc.lock for no change in what the stages compute.
-from housing.config import Params, _format_error
+from housing.config import Params, validate_params
 from housing.errors import ConfigError
 
 # The sections dvc.yaml's stages list under `params:` (tests/kfp checks the two agree). `abtest` is read by
@@ -46,10 +42,7 @@ def params_from_sections(sections: Mapping[str, Any], source: str) -> Params:
     unknown = sorted(set(sections) - set(STAGE_SECTIONS))
     if unknown:
         raise ConfigError(f"{source}: {', '.join(unknown)}: not a stage section; expected {STAGE_SECTIONS}")
-    try:
-        return Params.model_validate(dict(sections))
-    except ValidationError as exc:
-        raise ConfigError(_format_error(source, exc)) from None
+    return validate_params(dict(sections), source)
 
 
 def apply_overrides(
