@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -280,17 +281,20 @@ def test_bad_canary_is_rolled_back(stack, tmp_path, image, failed_check):
 
 def test_alert_rules_evaluate_cleanly_on_real_series(stack):
     """The PrometheusRule's expressions run against real server metrics without evaluation errors."""
-    _, prometheus_url = stack
-    with __import__("urllib.request").request.urlopen(f"{prometheus_url}/api/v1/rules", timeout=10) as resp:
-        groups = json.loads(resp.read())["data"]["groups"]
-    rules = [r for g in groups for r in g["rules"]]
     from housing.monitoring.promrules import rule_groups
 
-    shipped = [
-        r["alert"]
-        for g in rule_groups(ROOT / "k8s/monitoring/prometheusrule.yaml")["groups"]
-        for r in g["rules"]
-    ]
-    assert sorted(r["name"] for r in rules) == sorted(shipped)  # every alert k8s/ ships was loaded
+    _, prometheus_url = stack
+    deadline = time.monotonic() + 60
+    while True:  # each rule has health "unknown" until its group's first evaluation
+        with urllib.request.urlopen(f"{prometheus_url}/api/v1/rules", timeout=10) as resp:
+            groups = json.loads(resp.read())["data"]["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        if all(r["health"] != "unknown" for r in rules) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    shipped = rule_groups(ROOT / "k8s/monitoring/prometheusrule.yaml")["groups"]
+    assert sorted(r["name"] for r in rules) == sorted(r["alert"] for g in shipped for r in g["rules"])
     assert len(rules) >= 7  # performance, accuracy, drift, latency, errors, no traffic, the inference log
-    assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
+    assert all(r["health"] == "ok" for r in rules), [
+        (r["name"], r["health"], r.get("lastError")) for r in rules
+    ]
