@@ -169,7 +169,15 @@ class Container:
         command = self.run_command(self.buildah.image_config(self.image)["Cmd"], log_dir, env, models)
         with stderr_path.open("wb") as err:
             proc = subprocess.Popen(command, stdout=err, stderr=subprocess.STDOUT, start_new_session=True)
-        server = ImageServer(proc, port, log_dir / "inference", stderr_path, self, env, started)
+        server = ImageServer(
+            proc=proc,
+            port=port,
+            log_dir=log_dir / "inference",
+            stderr_path=stderr_path,
+            container=self,
+            env=env,
+            started=started,
+        )
         try:
             wait_ready(proc, server.url, stderr_path, timeout=90)
         except BaseException:
@@ -178,11 +186,12 @@ class Container:
         return server
 
 
-@dataclass
+# Keyword-only: a field added to ServerProcess must not shift these (started=0.0 made every file "new").
+@dataclass(kw_only=True)
 class ImageServer(Server):
-    container: Container | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    started: float = 0.0
+    container: Container
+    env: dict[str, str]
+    started: float  # time.time() just before the run: files modified since were written by the server
 
     def server_pid(self) -> int:
         """The Python process serving (buildah-chroot-exec's child), seen from the host."""
