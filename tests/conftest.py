@@ -73,3 +73,17 @@ def model_dir(tmp_path_factory, trained_pipeline, small_split, small_params) -> 
         trained_pipeline, X_test, y_test, small_params, out, {"train": "test-train", "test": "test-holdout"}
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def challenger_dir(tmp_path_factory, small_split, small_params) -> Path:
+    """A real artifact that predicts differently from ``model_dir``: fewer, smaller trees."""
+    from housing.stages.export import export_model
+    from housing.stages.train import fit
+
+    X_train, y_train, X_test, y_test = small_split
+    hgb = small_params.train.hgb.model_copy(update={"max_iter": 20, "max_leaf_nodes": 7})
+    pipeline, _ = fit(X_train, y_train, small_params.train.model_copy(update={"hgb": hgb}))
+    out = tmp_path_factory.mktemp("challenger")
+    export_model(pipeline, X_test, y_test, small_params, out, {"train": "t2", "test": "test-holdout"})
+    return out

@@ -95,6 +95,15 @@ def queries(namespace: str, revision: str, window: str) -> dict[str, str]:
     if not PROMETHEUS_DURATION.match(window):
         raise CanaryError(f"rate window {window!r} must be a Prometheus duration like 30s or 2m")
     sel = selector(namespace, revision)
+
+    def feedback(counter: str) -> str:
+        # The feedback counters carry the version that made the prediction, whichever pod scored the label
+        # (KServe splits feedback calls like any other): sum them over the namespace's pods for the versions
+        # this revision serves. No feedback in the window gives 0/0 = NaN, so MAE is not judged.
+        versions = f"max by (version) (model_version_info{{{sel}}})"
+        by_version = f'sum by (version) (rate({counter}{{namespace="{namespace}"}}[{window}]))'
+        return f"sum({by_version} * on (version) {versions})"
+
     ok = f"(sum(rate(model_prediction_total{{{sel}}}[{window}])) or vector(0))"
     errors = f"(sum(rate(model_prediction_errors_total{{{sel}}}[{window}])) or vector(0))"
     return {
@@ -103,7 +112,7 @@ def queries(namespace: str, revision: str, window: str) -> dict[str, str]:
         "error_rate": f"{errors} / ({ok} + {errors})",
         "p95_latency_s": "histogram_quantile(0.95, sum by (le) "
         f"(rate(model_prediction_latency_seconds_bucket{{{sel}}}[{window}])))",
-        "mae": f"avg(model_mae_score{{{sel}}})",
+        "mae": f"{feedback('model_feedback_absolute_error_total')} / {feedback('model_feedback_total')}",
     }
 
 

@@ -1,7 +1,8 @@
 """Prometheus metrics of the model server, bound once per model variant so requests do no label lookups.
 
 Labels are bounded: ``model`` (the served name), ``variant`` (champion|challenger), ``reason`` (a fixed
-enum), and ``version`` only on ``model_version_info``.
+enum), and ``version`` on ``model_version_info`` and the feedback counters (the version that made the
+prediction: the model versions deployed at once, a handful).
 """
 
 from __future__ import annotations

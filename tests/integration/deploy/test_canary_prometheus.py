@@ -12,6 +12,7 @@ namespace/isvc/revision labels, the revision being what Knative would name it.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -28,7 +29,9 @@ import yaml
 from kserve_standin import KServeStandin, KubeApiStandin
 from procutil import free_port, require, running
 
-from housing.server_process import start_server
+from housing.deploy.analysis import Prometheus
+from housing.server_process import feedback_secrets, start_server
+from housing.variants import Variant
 from loopback import LoopbackServer, QuietHandler
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -72,7 +75,8 @@ def stack(request, tmp_path_factory):
     model_dir = request.getfixturevalue("model_dir")  # trains a small model: only once the tools exist
     tmp = tmp_path_factory.mktemp("canary-stack")
     ports = {revision: free_port() for revision, _ in SERVERS.values()}
-    with _servers(tmp, model_dir, ports), PrometheusProcess(prometheus, tmp, ports) as prometheus_url:
+    targets = list(ports.items())
+    with _servers(tmp, model_dir, ports), PrometheusProcess(prometheus, tmp, targets) as prometheus_url:
         yield ports, prometheus_url
 
 
@@ -92,7 +96,8 @@ def _servers(tmp: Path, model_dir: Path, ports: dict[str, int]):
 
 
 class PrometheusProcess:
-    def __init__(self, binary: str, tmp: Path, ports: dict[str, int]) -> None:
+    def __init__(self, binary: str, tmp: Path, targets: list[tuple[str, int]]) -> None:
+        """``targets``: (revision, port) of each server; pods of one revision share its name."""
         from housing.monitoring.promrules import rule_groups
 
         self.port = free_port()
@@ -115,7 +120,7 @@ class PrometheusProcess:
                                 "revision": revision,
                             },
                         }
-                        for revision, port in ports.items()
+                        for revision, port in targets
                     ],
                 }
             ],
@@ -298,3 +303,86 @@ def test_alert_rules_evaluate_cleanly_on_real_series(stack):
     assert all(r["health"] == "ok" for r in rules), [
         (r["name"], r["health"], r.get("lastError")) for r in rules
     ]
+
+
+def test_canary_mae_is_exact_whichever_pod_scores_the_feedback(request, tmp_path):
+    """KServe splits feedback calls like predictions, so any pod of either revision scores any label (they
+    share the signing key, as in k8s/). A stable pod S (the champion model) and two canary pods A and B
+    (another model):
+
+    - canary predictions (from A): 10 labels off by 0.7 scored by A, 10 off by 0.1 by B, 10 off by 0.1 by S;
+    - stable predictions (from S): 20 labels off by 1.0 scored by A.
+
+    The canary's MAE is (7 + 2) / 30 = 0.3 and the stable's 1.0. Counting by the pod that scored (0.7 for the
+    canary) or averaging the canary pods' rolling gauges (0.4) would be wrong.
+
+    A pod's counters for a version it does not serve start with its first label for that version, and rate()
+    cannot see what a series held at its first scrape: one warm-up label per such (pod, version), scraped
+    before the counted labels, stands in for the earlier traffic a real rollout has."""
+    from housing.serving.feedback_client import feedback_body, feedback_headers
+
+    prometheus = require("prometheus", "run `make k8s-tools` (Debian prometheus)")
+    stable_dir, canary_dir = request.getfixturevalue("model_dir"), request.getfixturevalue("challenger_dir")
+    stable, canary = "housing-predictor-00001", "housing-predictor-00002"
+    token, key = feedback_secrets(tmp_path / "secrets")
+    secrets_args = ["--feedback-token-file", str(token), "--feedback-signing-key-file", str(key)]
+    pods_spec = [("S", stable, stable_dir), ("A", canary, canary_dir), ("B", canary, canary_dir)]
+    with contextlib.ExitStack() as stack:
+        pods, targets = {}, []
+        for name, revision, model in pods_spec:
+            env = {"HOUSING_MODEL_DIR": str(model), "HOUSING_MODEL_NAME": "housing"}
+            pod = start_server(tmp_path / f"pod-{name}.log", *secrets_args, env=env, feedback=False)
+            pods[name] = stack.enter_context(pod)
+            targets.append((revision, pod.port))
+        prom = stack.enter_context(PrometheusProcess(prometheus, tmp_path, targets))
+        feedback_count = f'model_feedback_total{{namespace="{NAMESPACE}"}}'
+        wait_for(prom, f"count({feedback_count} == 0)", 3)  # every pod's zero counter, before any feedback
+        headers = feedback_headers(token.read_text())
+
+        def label(predicts: str, scores: str, error: float, sign: int = 1) -> None:
+            _, answer, body = http_post(
+                f"{pods[predicts].url}/v1/models/housing:predict", {"instances": [ROW]}
+            )
+            actual = json.loads(body)["predictions"][0] + sign * error
+            status, _, _ = http_post(
+                f"{pods[scores].url}/v1/feedback", feedback_body(answer, [actual]), headers
+            )
+            assert status == 202  # scored (Accepted: nothing to return)
+
+        label("A", "S", 0.1)  # warm-up: S's series for the canary's version, A's for the stable's
+        label("S", "A", 1.0)
+        wait_for(prom, f"count({feedback_count})", 5)
+        wait_for(prom, f"sum({feedback_count})", 2)
+        # rate() extrapolates each series up to a scrape interval past its last sample: 8 s of samples
+        # before the counted labels keep that within 1/8 of the span, much the same for every pod.
+        time.sleep(8)
+        counted = [("A", "A", 0.7)] * 10 + [("A", "B", 0.1)] * 10 + [("A", "S", 0.1)] * 10
+        counted += [("S", "A", 1.0)] * 20  # (pod that predicts, pod that scores, absolute error)
+        for i, (predicts, scores, error) in enumerate(counted):
+            label(predicts, scores, error, sign=1 if i % 2 else -1)
+        canary_gauges = [pods[name].gauges()[Variant.CHAMPION].mae for name in "AB"]
+        assert canary_gauges == [pytest.approx(0.7, abs=1e-4), pytest.approx(0.1, abs=1e-4)]
+        wait_for(prom, f"sum({feedback_count})", 2 + len(counted))  # every label scraped
+        analysis = Prometheus(prom)
+        canary_mae = analysis.revision_metrics(NAMESPACE, canary, "30s").mae
+        stable_mae = analysis.revision_metrics(NAMESPACE, stable, "30s").mae
+    # Not to 1e-6: rate() extrapolates each pod's series over its own scrape times (a few percent apart).
+    assert canary_mae == pytest.approx(0.3, abs=0.025)
+    assert stable_mae == pytest.approx(1.0, abs=1e-6)  # one pod scored all of its labels: no mixing
+
+
+def wait_for(prometheus_url: str, expr: str, value: float, timeout: float = 30) -> None:
+    prometheus, deadline = Prometheus(prometheus_url), time.monotonic() + timeout
+    while (seen := prometheus.scalar(expr)) != value:
+        assert time.monotonic() < deadline, f"{expr} is {seen}, not {value}, after {timeout} s"
+        time.sleep(0.5)
+
+
+def http_post(url: str, body: dict | bytes, headers: dict[str, str] | None = None):
+    """(status, response headers, response body) of a POST to a loopback server."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, headers=headers or {"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # nosec B310
+        return response.status, response.headers, response.read()

@@ -95,7 +95,7 @@ def test_revision_metrics_reads_each_query(fake_prometheus):
             "increase(model_prediction_total": vector("120"),
             "/ (": vector("0.025"),
             "histogram_quantile": vector("0.0123"),
-            "model_mae_score": vector("NaN"),
+            "model_feedback_absolute_error_total": vector("NaN"),  # 0/0: no feedback in the window
         }
     )
     metrics = Prometheus(prom.url).revision_metrics("ns", "housing-predictor-00002", "1m")

@@ -25,21 +25,6 @@ ROW = [8.3252, 41, 6.98, 1.02, 322, 2.55, 37.88, -122.23]
 ROW2 = [3.0, 20, 5.0, 1.0, 1000, 3.0, 34.0, -118.0]
 
 
-@pytest.fixture(scope="module")
-def challenger_dir(tmp_path_factory, small_split, small_params):
-    """A second real artifact: fewer, shallower trees, so its predictions differ from the champion's."""
-    from housing.stages.export import export_model
-    from housing.stages.train import fit
-
-    X_train, y_train, X_test, y_test = small_split
-    hgb = small_params.train.hgb.model_copy(update={"max_iter": 20, "max_leaf_nodes": 7})
-    train_params = small_params.train.model_copy(update={"hgb": hgb})
-    pipeline, _ = fit(X_train, y_train, train_params)
-    out = tmp_path_factory.mktemp("challenger")
-    export_model(pipeline, X_test, y_test, small_params, out, {"train": "t2", "test": "test-holdout"})
-    return out
-
-
 @pytest.fixture
 def make_app(model_dir, challenger_dir, tmp_path):
     def make(**overrides):
