@@ -21,6 +21,7 @@ import numpy as np
 
 from housing.config import AbTestParams
 from housing.experiments import stats
+from housing.experiments.abtest_report import format_number
 from housing.experiments.verdict import (
     AbTestError,
     AbVerdict,
@@ -366,10 +367,6 @@ def _proportion_rail(
 # --- the verdict ----------------------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
 def analyze(
     records: Iterable[dict[str, Any]],
     params: AbTestParams,
@@ -445,8 +442,8 @@ def analyze(
     if primary is not None and verdict is not Verdict.COLLECTING:
         p = primary.msprt.p_value if params.method == "msprt" else primary.p_value
         reason += (
-            f" (MAE {_fmt(primary.mae_challenger)} vs {_fmt(primary.mae_champion)}, difference "
-            f"{_fmt(primary.difference)}, p = {p:.3g})"
+            f" (MAE {format_number(primary.mae_challenger)} vs {format_number(primary.mae_champion)}, "
+            f"difference {format_number(primary.difference)}, p = {p:.3g})"
         )
     return AbVerdict(
         verdict=verdict,

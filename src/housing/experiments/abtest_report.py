@@ -14,7 +14,8 @@ HEADLINES = {
 }
 
 
-def _num(value: Any, digits: int = 4) -> str:
+def format_number(value: Any, digits: int = 4) -> str:
+    """A report's number: "n/a" for None, yes/no, thousands-separated integers, ``digits`` decimals."""
     if value is None:
         return "n/a"
     if isinstance(value, bool):
@@ -40,7 +41,7 @@ def _have(result: AbVerdict) -> int:
 
 
 def _latency(variant: VariantSummary) -> str:
-    return f"{_num(variant.latency_p50_ms, 3)} / {_num(variant.latency_p95_ms, 3)}"
+    return f"{format_number(variant.latency_p50_ms, 3)} / {format_number(variant.latency_p95_ms, 3)}"
 
 
 def render_markdown(result: AbVerdict) -> str:
@@ -65,7 +66,7 @@ def render_markdown(result: AbVerdict) -> str:
         f"{chal.requests:,} ({chal.shadow_requests:,}) |",
         f"| n with feedback (analysed) | {champ.n:,} ({champ.n_analysed:,}) | "
         f"{chal.n:,} ({chal.n_analysed:,}) |",
-        f"| MAE ($100k) | {_num(champ.mae)} | {_num(chal.mae)} |",
+        f"| MAE ($100k) | {format_number(champ.mae)} | {format_number(chal.mae)} |",
         f"| MdAPE | {_pct(champ.mdape)} | {_pct(chal.mdape)} |",
         f"| PPE10 | {_pct(champ.ppe10)} | {_pct(chal.ppe10)} |",
         f"| latency p50 / p95 (ms) | {_latency(champ)} | {_latency(chal)} |",
@@ -86,15 +87,15 @@ def render_markdown(result: AbVerdict) -> str:
             "| test | difference | relative | " + level + " CI | statistic | p-value | significant |",
             "|---|---|---|---|---|---|---|",
             f"| {primary.test.replace('_', ' ')} "
-            f"(n {primary.n_champion:,} / {primary.n_challenger:,}) | {_num(primary.difference)} | "
+            f"(n {primary.n_champion:,} / {primary.n_challenger:,}) | {format_number(primary.difference)} | "
             f"{_pct(primary.relative_difference)} | "
-            f"[{_num(primary.ci_low)}, {_num(primary.ci_high)}] (bootstrap) | "
-            f"{_num(primary.statistic, 3)} | {_p(primary.p_value)} | "
-            f"{_num(primary.significant) if result.method == 'fixed_horizon' else '(see mSPRT)'} |",
-            f"| mSPRT (τ = {_num(msprt.tau)}) | {_num(primary.difference)} | | "
-            f"[{_num(msprt.ci_low)}, {_num(msprt.ci_high)}] (always valid) | "
+            f"[{format_number(primary.ci_low)}, {format_number(primary.ci_high)}] (bootstrap) | "
+            f"{format_number(primary.statistic, 3)} | {_p(primary.p_value)} | "
+            f"{format_number(primary.significant) if result.method == 'fixed_horizon' else '(see mSPRT)'} |",
+            f"| mSPRT (τ = {format_number(msprt.tau)}) | {format_number(primary.difference)} | | "
+            f"[{format_number(msprt.ci_low)}, {format_number(msprt.ci_high)}] (always valid) | "
             f"Λ = {_p(msprt.likelihood_ratio)} | {_p(msprt.p_value)} | "
-            f"{_num(primary.significant) if result.method == 'msprt' else '(informative)'} |",
+            f"{format_number(primary.significant) if result.method == 'msprt' else '(informative)'} |",
             "",
             f"Decided by {primary.decided_by} at alpha {primary.alpha:g}; CI: {primary.ci_method}.",
         ]
@@ -108,14 +109,14 @@ def render_markdown(result: AbVerdict) -> str:
         ]
         for rail in result.guardrails:
             if rail.name == "latency_p95":
-                champion, challenger = _num(rail.champion, 3), _num(rail.challenger, 3)
-                evidence = f"ratio ≥ {_num(rail.ratio_lower_bound, 3)}"
+                champion, challenger = format_number(rail.champion, 3), format_number(rail.challenger, 3)
+                evidence = f"ratio ≥ {format_number(rail.ratio_lower_bound, 3)}"
             else:
                 champion, challenger = _pct(rail.champion, 2), _pct(rail.challenger, 2)
                 evidence = f"p = {_p(rail.p_value)}"
             lines.append(
                 f"| {rail.name} | {champion} | {challenger} | {rail.test} | {evidence} | "
-                f"{rail.alpha:.3g} | {_num(rail.passed)} |"
+                f"{rail.alpha:.3g} | {format_number(rail.passed)} |"
             )
     if result.warnings:
         lines += ["", "**Warnings**", ""] + [f"- {w}" for w in result.warnings]

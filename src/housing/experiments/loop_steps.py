@@ -487,19 +487,20 @@ class PromotionStep(Strict):
 def promote_on_win(
     verdict: AbVerdict, verdict_path: Path, register_params: RegisterParams, overlay: Path
 ) -> PromotionStep:
-    """``promotion.promote_verdict`` when, and only when, the verdict is ``challenger_wins``."""
+    """``promotion.apply_verdict`` when, and only when, the verdict is ``challenger_wins``."""
     from housing import registry
-    from housing.experiments.promotion import promote_verdict
+    from housing.experiments.promotion import apply_verdict
 
     if verdict.verdict is not Verdict.CHALLENGER_WINS:
         return PromotionStep(
             promoted=False, champion_version=registry.alias_version(register_params, Variant.CHAMPION)
         )
-    promoted = promote_verdict(verdict_path, register_params, overlay=overlay)
+    promoted = apply_verdict(verdict, verdict_path, register_params, overlay=overlay)
     decision: dict[str, Any] = promoted.registry or {}
     return PromotionStep(
         promoted=bool(decision.get("promoted")),
-        champion_version=registry.alias_version(register_params, Variant.CHAMPION),
+        # promote(force=True) either moved @champion to the candidate or found it already there
+        champion_version=decision.get("candidate"),
         previous=decision.get("previous"),
         model_version=promoted.model_version,
         rollout=promoted.rollout,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from housing.experiments.abtest_report import format_number
 from housing.experiments.loop_steps import (
     AbPlanStep,
     AbTraffic,
@@ -19,12 +20,8 @@ from housing.server_process import VariantScores
 from housing.variants import Variant
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
 def _mae(scores: VariantScores | None) -> str:
-    return _fmt(scores.mae if scores else None)
+    return format_number(scores.mae if scores else None, 3)
 
 
 def _traffic(summary: TrafficSummary) -> str:
@@ -59,7 +56,7 @@ def champion_traffic(phase: ChampionTraffic, model: TrainedModel) -> list[str]:
     lines.append(
         f"  drifted: {_traffic(drifted)}, {drifted.feedback.accepted} labels after "
         f"{drifted.config.feedback_delay:g} s; MAE gauge {_mae(phase.drift_gauges)} "
-        f"(R² {_fmt(phase.drift_gauges.r2)}); training-time holdout MAE {model.holdout_mae:.3f}"
+        f"(R² {format_number(phase.drift_gauges.r2, 3)}); training-time holdout MAE {model.holdout_mae:.3f}"
     )
     return lines
 
@@ -69,8 +66,8 @@ def drift(check: DriftCheck) -> list[str]:
         f"  window {check.window_rows} rows ({check.labelled_rows} labelled): drift score "
         f"{check.drift_score:.3f} (threshold {check.threshold}), drifted "
         f"{', '.join(check.drifted_features) or 'none'} -> retrain_recommended="
-        f"{str(check.retrain_recommended).lower()}; MAE gauge {_fmt(check.mae_gauge_before)} -> "
-        f"{_fmt(check.mae_gauge_after)}"
+        f"{str(check.retrain_recommended).lower()}; MAE gauge {format_number(check.mae_gauge_before, 3)} -> "
+        f"{format_number(check.mae_gauge_after, 3)}"
     ]
     if not check.retrain_recommended:
         lines.append("  no retraining recommended: the loop stops here (nothing to test)")
@@ -124,9 +121,10 @@ def verdict(result: AbVerdict, reports_dir: Path) -> list[str]:
         rails = ", ".join(f"{rail.name} {'ok' if rail.passed else 'FAILED'}" for rail in result.guardrails)
         lines.append(
             f"  first {primary.n_champion}/{primary.n_challenger} per arm: MAE champion "
-            f"{_fmt(primary.mae_champion, 4)}, challenger {_fmt(primary.mae_challenger, 4)}, difference "
-            f"{_fmt(primary.difference, 4)} ({primary.ci_level:.0%} CI {_fmt(primary.ci_low, 4)} .. "
-            f"{_fmt(primary.ci_high, 4)}), {primary.test} p = {primary.p_value:.3g}; guardrails {rails}"
+            f"{format_number(primary.mae_champion)}, challenger {format_number(primary.mae_challenger)}, "
+            f"difference {format_number(primary.difference)} ({primary.ci_level:.0%} CI "
+            f"{format_number(primary.ci_low)} .. {format_number(primary.ci_high)}), {primary.test} "
+            f"p = {primary.p_value:.3g}; guardrails {rails}"
         )
     lines += [f"  warning: {warning}" for warning in result.warnings]
     lines.append(f"  -> {reports_dir / 'abtest.json'}, {reports_dir / 'abtest.md'}")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from housing.experiments.verdict import AbTestError, AbVerdict, Verdict, read_verdict
 from housing.strict import Strict
+
+if TYPE_CHECKING:
+    from housing.config import RegisterParams
 
 IMAGE_NAME = "housing-model"  # the image name kustomize `images:` rewrites (k8s/base/kustomization.yaml)
 ISVC_NAME = "housing"  # k8s/base/inferenceservice.yaml
@@ -83,7 +86,23 @@ def require_challenger_wins(verdict: AbVerdict, source: Path) -> None:
 
 def promote_verdict(
     verdict_path: Path,
-    register_params: Any,
+    register_params: RegisterParams,
+    *,
+    overlay: Path,
+    image: str | None = None,
+    dry_run: bool = False,
+) -> PromotionResult:
+    """`apply_verdict` on the verdict file ``verdict_path`` (what `housing abtest promote` reads)."""
+    verdict = read_verdict(verdict_path)
+    return apply_verdict(
+        verdict, verdict_path, register_params, overlay=overlay, image=image, dry_run=dry_run
+    )
+
+
+def apply_verdict(
+    verdict: AbVerdict,
+    source: Path,
+    register_params: RegisterParams,
     *,
     overlay: Path,
     image: str | None = None,
@@ -95,9 +114,8 @@ def promote_verdict(
     ``challenger_wins`` verdict is stronger evidence (live traffic, ground truth, a significance test), and a
     challenger retrained on new data has a different holdout by design.
     """
-    verdict = read_verdict(verdict_path)
-    require_challenger_wins(verdict, verdict_path)
-    model_version = verdict.challenger_version(verdict_path)
+    require_challenger_wins(verdict, source)
+    model_version = verdict.challenger_version(source)
     registry = None
     if not dry_run:
         from housing.registry import promote, version_by_model_version

@@ -103,9 +103,6 @@ class Arms(Strict):
     champion: VariantSummary
     challenger: VariantSummary
 
-    def __getitem__(self, variant: Variant) -> VariantSummary:
-        return getattr(self, Variant(variant).value)
-
 
 class MsprtSummary(Strict):
     tau: float | None
@@ -177,9 +174,6 @@ class AbVerdict(Strict):
     sample_ratio: SampleRatio | None
     warnings: list[str]
     params: AbTestParams
-
-    def failed_guardrails(self) -> list[str]:
-        return [rail.name for rail in self.guardrails if not rail.passed]
 
     def challenger_version(self, source: Path) -> str:
         """The one model version the challenger arm served (what a promotion moves @champion to)."""
