@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import struct
 import subprocess
@@ -43,6 +42,8 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from housing.server_process import feedback_secrets, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW = [8.3252, 41, 6.98, 1.02, 322, 2.55, 37.88, -122.23]
@@ -118,12 +119,6 @@ def ours_loads(binary: bool) -> list[Load]:
 # --- processes --------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def pinned(cmd: list[str], core: int, pin: bool) -> list[str]:
     return ["taskset", "-c", str(core), *cmd] if pin else cmd
 
@@ -196,10 +191,8 @@ def start_housing(
     cmd = [sys.executable, "-m", "housing.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--model-dir", str(args.model_dir), "--inference-log-dir", str(log_dir)]
     if pythonpath is None:  # this checkout: feedback on (an older revision may not know the flags)
-        for name in ("feedback-token", "feedback-signing-key"):
-            secret = workdir / name
-            secret.write_text(f"{name}-for-the-benchmark-0123456789")
-            cmd += [f"--{name}-file", str(secret)]
+        token, key = feedback_secrets(workdir / f"secrets-{label}")
+        cmd += ["--feedback-token-file", str(token), "--feedback-signing-key-file", str(key)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HOUSING_LOG_LEVEL": "WARNING"}
     if pythonpath is not None:  # another revision's package shadows this checkout's
         env["PYTHONPATH"] = str(pythonpath)
