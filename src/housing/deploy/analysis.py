@@ -1,7 +1,9 @@
 """Canary analysis: query Prometheus for the canary and the stable revision and judge the canary.
 
 Series carry a ``revision`` label (the Knative revision of the pod) thanks to the PodMonitor's relabelling
-(k8s/monitoring/podmonitor.yaml), so one selector per revision isolates canary from stable.
+(k8s/monitoring/podmonitor.yaml), so one selector per revision isolates canary from stable. MAE is the
+exception: feedback calls are split across revisions like predictions, so it sums the feedback counters of
+every pod by the version that made the prediction, for the versions the revision serves.
 
 Judgement, per metric: the canary fails when it is worse than the absolute limit AND worse than the stable
 revision by the allowed margin (a canary no worse than what already serves is not rolled back for an

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator  # numpy: imported by the functions (the CLI builds the settings)
@@ -31,6 +31,9 @@ from housing.serving.feedback_client import (
     read_feedback_token,
 )
 from housing.strict import OneLineErrors, Strict
+
+if TYPE_CHECKING:
+    from housing.config import DataParams
 
 ROUTING_HEADER = "X-Routing-Key"
 
@@ -120,7 +123,7 @@ class TrafficSummary(Strict):
 
 def load_houses(
     csv: Path,
-    data_params: Any,
+    data_params: DataParams,
     *,
     scenario: str = "none",
     houses: int | None = None,

@@ -81,9 +81,7 @@ def stack(request, tmp_path_factory):
 
 
 def _servers(tmp: Path, model_dir: Path, ports: dict[str, int]):
-    from contextlib import ExitStack
-
-    with ExitStack() as stack:  # a server that fails to start stops those already started
+    with contextlib.ExitStack() as stack:  # a server that fails to start stops those already started
         for revision, faults in SERVERS.values():
             env = {  # configured the way the InferenceService's container is: HOUSING_* env vars
                 "HOUSING_MODEL_DIR": str(model_dir),
