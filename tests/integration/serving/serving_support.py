@@ -22,19 +22,6 @@ __all__ = ["ROOT", "ROW", "Server", "command", "free_port", "http", "launch", "s
 
 ROOT = Path(__file__).resolve().parents[3]
 ROW = [8.3252, 41, 6.98, 1.02, 322, 2.55, 37.88, -122.23]
-FEEDBACK_TOKEN = "feedback-token-for-the-tests-0123456789"
-AUTH = {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}
-
-
-def feedback_args(directory: Path) -> list[str]:
-    """``housing serve`` flags for the feedback token and signing key, in files under ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    token, key = directory / "feedback-token", directory / "feedback-signing-key"
-    token.write_text(FEEDBACK_TOKEN)
-    key.write_text("feedback-signing-key-for-the-tests-0123456789")
-    return ["--feedback-token-file", str(token), "--feedback-signing-key-file", str(key)]
-
-
 Server = ServerProcess
 command = serve_command
 
@@ -46,7 +33,6 @@ def start_server(model_dir: Path, workdir: Path, *extra: str, env: dict | None =
         workdir / "server.log",
         "--model-dir",
         str(model_dir),
-        *feedback_args(workdir / "secrets"),
         *extra,
         log_dir=workdir / "inference",
         env=env,

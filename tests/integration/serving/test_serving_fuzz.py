@@ -19,7 +19,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.generation import GenerationMode
-from serving_support import AUTH
+
+from housing.serving.feedback_client import read_feedback_token
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +31,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 def test_no_input_makes_the_server_fail(server):
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     schema.config.update(base_url=server.url)
+    auth = {"Authorization": f"Bearer {read_feedback_token(server.feedback_token_file)}"}
     started = time.monotonic()
     calls = 0
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -51,7 +53,7 @@ def test_no_input_makes_the_server_fail(server):
                 nonlocal calls
                 calls += 1
                 # The feedback credential on every call: feedback bodies get past the 401 and are checked.
-                case.call_and_validate(checks=CHECKS, timeout=10, headers=AUTH)
+                case.call_and_validate(checks=CHECKS, timeout=10, headers=auth)
 
             exercise()
     assert calls > 200
