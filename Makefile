@@ -118,17 +118,17 @@ k8s-check: $(STAMP) k8s-tools ## Render+validate overlays, promtool check/test r
 	$(BIN)/pytest -q -p no:cacheprovider tests/k8s
 
 # --- Model server benchmark (benchmarks/serving_bench.py, docs/serving.md) ------------------------------------
-# BEFORE: the revision whose server is measured beside this checkout's, in the same run (none: skip it).
-BEFORE ?= main
+# BENCH_BEFORE: the revision whose server is measured beside this checkout's, in the same run (none: skip it).
+BENCH_BEFORE ?= main
 BENCH_ARGS ?=
 .PHONY: bench-serving
-bench-serving: data ## Serving benchmark: housing serve now vs $(BEFORE) vs KServe SDK + same ONNX model (wrk)
+bench-serving: data ## Serving benchmark: housing serve now vs $(BENCH_BEFORE) vs KServe SDK + same ONNX model (wrk)
 	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
 	  $$sudo apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends wrk; }
 	$(BIN)/python -c "import kserve" 2>/dev/null || $(UV) pip install --python $(BIN)/python --quiet -e '.[bench]'
 	test -f models/metadata.json || $(BIN)/dvc repro export
-	$(BIN)/python benchmarks/serving_bench.py --before $(BEFORE) $(BENCH_ARGS)
+	$(BIN)/python benchmarks/serving_bench.py --before $(BENCH_BEFORE) $(BENCH_ARGS)
 
 # --- GitOps workflows (.github/, docs/gitops.md): every workflow step is one of these targets ----------------
 BASE ?= main
