@@ -26,10 +26,22 @@ URL_ENV = "DVC_REMOTE_URL"
 MAX_LISTED = 12
 
 
+def dvc_executable() -> str:
+    """The project's dvc: on PATH, or beside this interpreter (a venv not activated)."""
+    found = shutil.which("dvc")
+    if found:
+        return found
+    beside = Path(sys.executable).with_name("dvc")
+    if beside.exists():
+        return str(beside)
+    raise ConfigError("dvc: executable not found on PATH (install the project with `make install`)")
+
+
 def dvc(*args: str, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the project's dvc (the one beside this interpreter when it is not on PATH)."""
-    executable = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
-    return subprocess.run([executable, *args], capture_output=True, text=True, check=check, timeout=timeout)
+    """Run the project's dvc."""
+    return subprocess.run(
+        [dvc_executable(), *args], capture_output=True, text=True, check=check, timeout=timeout
+    )
 
 
 def remote_url() -> str | None:

@@ -25,7 +25,6 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,6 +32,7 @@ from typing import Annotated, Any
 import typer
 
 from housing import paths
+from housing.dvc_remote import dvc_executable
 from housing.errors import DataError
 
 DVC_TIMEOUT_S = 300
@@ -130,18 +130,8 @@ class ReportData:
 # --- reading ---------------------------------------------------------------------------------------------
 
 
-def _dvc_executable() -> str:
-    found = shutil.which("dvc")
-    if found:
-        return found
-    beside = Path(sys.executable).with_name("dvc")
-    if beside.exists():
-        return str(beside)
-    raise ReportError("dvc: executable not found on PATH (install the project with `make install`)")
-
-
 def _dvc_json(repo_root: Path, *args: str) -> dict[str, Any]:
-    command = [_dvc_executable(), *args]
+    command = [dvc_executable(), *args]
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     try:
         result = subprocess.run(

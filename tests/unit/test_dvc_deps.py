@@ -7,15 +7,14 @@ outputs that ``dvc status`` calls up to date; this test names the stage and the 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from housing.dvc_deps import STAGE_PACKAGE, import_graph, module_closure, source_file, stage_sources
+from housing.dvc_remote import dvc_executable
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
@@ -69,7 +68,7 @@ def test_the_closure_follows_imports_inside_functions(tmp_path):
 def test_editing_a_region_definition_makes_evaluate_stale(tmp_path):
     """The defect this guards against: evaluate's slices use features.py's regions, and dvc.yaml did not
     list features.py for evaluate, so a new region left stale reports that `dvc status` called current."""
-    dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+    dvc = dvc_executable()
     repo = tmp_path / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True, timeout=120)
     features = repo / "src" / "housing" / "features.py"
