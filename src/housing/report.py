@@ -284,11 +284,11 @@ def figures(repo_root: Path, output: Path) -> list[tuple[str, str]]:
 MAX_ERROR_LINES = 12
 
 
-def pipeline_run(repo_root: Path, outcome: str, log: Path | None) -> PipelineRun:
+def pipeline_run(outcome: str, log: Path | None) -> PipelineRun:
     """Read how the pipeline ended: ``outcome`` is the CI step's (success/failure), ``log`` its output."""
     import re
 
-    import yaml
+    from housing.stages import STAGES
 
     if outcome not in ("success", "failure"):
         raise ReportError(f"--pipeline-outcome: expected success or failure, got {outcome!r}")
@@ -305,10 +305,8 @@ def pipeline_run(repo_root: Path, outcome: str, log: Path | None) -> PipelineRun
     ]
     failed = re.findall(r"failed to reproduce '([\w-]+)'", text)
     stage = failed[-1] if failed else None
-    stages = list((yaml.safe_load((repo_root / "dvc.yaml").read_text()) or {}).get("stages", {}))
-    # Stages before evaluate in dvc.yaml's order (the pipeline's order) leave reports/metrics.json as it was.
-    current = stage is not None and "evaluate" in stages and stage in stages
-    current = current and stages.index(stage) > stages.index("evaluate")
+    # A stage failing after evaluate leaves a current reports/metrics.json; one before it, the last one.
+    current = stage in STAGES[STAGES.index("evaluate") + 1 :]
     return PipelineRun(True, stage, tuple(errors), metrics_current=current)
 
 
@@ -729,7 +727,7 @@ def report(
         run_url=run_url,
         include_figures=include_figures,
         figures_url=figures_url,
-        pipeline=pipeline_run(repo_root, pipeline_outcome, pipeline_log),
+        pipeline=pipeline_run(pipeline_outcome, pipeline_log),
     )
     failed = sum(not g.passed for g in data.gates)
     target = output if output.is_absolute() else repo_root / output

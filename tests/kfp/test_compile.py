@@ -12,8 +12,8 @@ from kfp_support import COMMITTED_PACKAGE, ROOT, require_kfp
 
 from housing.kfp.params import STAGE_SECTIONS
 from housing.kfp.pipeline import IMAGE_PLACEHOLDER, RUN_PARAMETERS
+from housing.stages import STAGES
 
-STAGES = ("validate", "split", "train", "export", "evaluate", "drift", "register")
 REGENERATE = (
     "make kfp-compile (housing kfp compile in build/tools/kfp), then commit kfp/housing_pipeline.yaml"
 )

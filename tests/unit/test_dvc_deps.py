@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import housing.stages
 from housing.dvc_deps import STAGE_PACKAGE, import_graph, module_closure, source_file, stage_sources
 from housing.dvc_remote import dvc_executable
 
@@ -20,6 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 STAGES = list(DVC_YAML)
+
+
+def test_the_stage_order_the_code_knows_is_dvc_yamls():
+    assert tuple(STAGES) == housing.stages.STAGES
 
 
 @pytest.mark.parametrize("stage", STAGES)

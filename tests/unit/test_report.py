@@ -339,7 +339,7 @@ def test_missed_gate_shows_this_runs_metrics_not_the_kept_ones(fresh_repo, tmp_p
     _write_json(repo / "reports/evaluation_failed.json", failed)
     log = tmp_path / "pipeline.log"
     log.write_text(PIPELINE_LOG_GATE)
-    run = rpt.pipeline_run(repo, "failure", log)
+    run = rpt.pipeline_run("failure", log)
     assert (run.failed, run.failed_stage, run.metrics_current) == (True, "evaluate", False)
     text = rpt.render_report(rpt.collect(repo, base, repo / "report.md", pipeline=run))
     assert "❌ gates failed" in text.splitlines()[0]
@@ -362,7 +362,7 @@ def test_a_pipeline_that_stopped_before_evaluate_shows_no_metrics_as_its_own(fre
         "ERROR: failed to reproduce 'validate': failed to run: housing validate, exited with 2\n"
     )
     text = rpt.render_report(
-        rpt.collect(repo, base, repo / "report.md", pipeline=rpt.pipeline_run(repo, "failure", log))
+        rpt.collect(repo, base, repo / "report.md", pipeline=rpt.pipeline_run("failure", log))
     )
     assert "❌ pipeline failed at `validate`" in text.splitlines()[0]
     assert "It stopped before the evaluate stage: this change has no metrics." in text
@@ -371,9 +371,8 @@ def test_a_pipeline_that_stopped_before_evaluate_shows_no_metrics_as_its_own(fre
     assert "_Not evaluated: the pipeline stopped before the evaluate stage._" in text
 
 
-def test_pipeline_outcome_must_be_known(fresh_repo):
-    repo, _ = fresh_repo
+def test_pipeline_outcome_must_be_known():
     with pytest.raises(
         rpt.ReportError, match="--pipeline-outcome: expected success or failure, got 'skipped'"
     ):
-        rpt.pipeline_run(repo, "skipped", None)
+        rpt.pipeline_run("skipped", None)
