@@ -80,7 +80,7 @@ def validate(
     """Check schema, ranges, missing values, duplicates and outliers; fail naming column and rule."""
     from housing.stages import validate as stage
 
-    typer.echo(stage.describe(stage.run(_params(params), report_path=report)))
+    typer.echo(stage.describe(stage.run(_params(params), report_path=report), report))
 
 
 @app.command()

@@ -34,6 +34,7 @@ import typer
 from housing import paths
 from housing.dvc_remote import dvc_executable
 from housing.errors import DataError
+from housing.timings import read_timings
 
 DVC_TIMEOUT_S = 300
 PARAMS_FILE = Path("params.yaml")
@@ -409,14 +410,8 @@ def collect(
         run_url=run_url,
         missing=missing,
         pipeline=pipeline,
-        timings=_timings(repo_root),
+        timings=read_timings(repo_root / paths.TIMINGS_JSON),  # volatile, untracked: shown, never compared
     )
-
-
-def _timings(repo_root: Path) -> dict[str, dict[str, Any]]:
-    """This run's reports/timings.json (volatile, untracked): shown for information, never compared."""
-    found = _read_json(repo_root / paths.TIMINGS_JSON, paths.TIMINGS_JSON.as_posix(), required=False)
-    return {k: v for k, v in (found or {}).items() if isinstance(v, dict)}
 
 
 # --- rendering -------------------------------------------------------------------------------------------

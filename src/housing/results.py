@@ -1,6 +1,7 @@
 """The typed results of the pipeline's stages: each stage's ``run`` returns one, and the JSON files the stages
-write are these models dumped (and read back into them by whoever reads them: later stages, the PR report, the
-Kubeflow components). One module, so that no stage imports another to read its output.
+write are these models dumped (and read back into them by later stages, the loop and the Kubeflow components;
+the PR report reads the plain JSON, so that it can also show files written by older versions). One module, so
+that no stage imports another to read its output.
 """
 
 from __future__ import annotations

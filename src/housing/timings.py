@@ -8,19 +8,22 @@ This file is untracked (gitignored) and informational; benchmarks/ measure perfo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from housing import paths
 from housing.artifact import atomic_write_json
 
 
-def read_timings() -> dict[str, dict[str, Any]]:
+def read_timings(path: Path = paths.TIMINGS_JSON) -> dict[str, dict[str, Any]]:
     """The recorded timings by stage; empty when none were recorded (or the file is unreadable)."""
     try:
-        data = json.loads(paths.TIMINGS_JSON.read_text())
+        data = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {stage: values for stage, values in data.items() if isinstance(values, dict)}
 
 
 def record_timings(stage: str, **values: float) -> None:

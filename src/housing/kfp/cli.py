@@ -12,6 +12,7 @@ import typer
 
 from housing.config import DEFAULT_PARAMS_PATH
 from housing.kfp.pipeline import DEFAULT_PACKAGE, IMAGE_PLACEHOLDER
+from housing.kfp.submit import DEFAULT_EXPERIMENT
 
 DEFAULT_PIPELINE_ROOT = Path("build/kfp/local")
 
@@ -46,7 +47,7 @@ def register(app: typer.Typer, simulate: typer.Typer) -> None:  # noqa: ARG001
 def compile_command(
     params: Annotated[
         Path, typer.Option("--params", help="params.yaml: the section parameters' defaults.")
-    ] = (DEFAULT_PARAMS_PATH),
+    ] = DEFAULT_PARAMS_PATH,
     image: Annotated[
         str,
         typer.Option(help="Component image: CD passes <registry>/<repository>@sha256:<digest> of `train`."),
@@ -134,7 +135,7 @@ def submit_command(
     run_name: Annotated[
         str, typer.Option(help="Display name of the run or recurring run.")
     ] = "housing-retrain",
-    experiment: Annotated[str, typer.Option(help="KFP experiment.")] = "housing",
+    experiment: Annotated[str, typer.Option(help="KFP experiment.")] = DEFAULT_EXPERIMENT,
     namespace: Annotated[str | None, typer.Option(help="Profile namespace (multi-user Kubeflow).")] = None,
     token: Annotated[
         str | None,

@@ -5,7 +5,7 @@ A step validates the params document (the ``config`` component's output) with ``
 copies its input artifacts to the paths the stage reads (``housing.paths``, ``params.data``), calls the stage
 and copies what the stage wrote to its output artifacts, with a few facts as artifact metadata (shown by the
 KFP UI). No stage logic lives here. A user error (bad params or data, a missed gate) ends the step with one
-``error:`` line and a non-zero exit, as the CLI does. Artifacts are duck-typed (``.path``, ``.metadata``):
+``error:`` line and a non-zero exit, like the CLI. Artifacts are duck-typed (``.path``, ``.metadata``):
 kfp passes its own, tests pass stand-ins.
 """
 
@@ -36,8 +36,9 @@ class ArtifactLike(Protocol):
 
 @contextmanager
 def one_line_errors() -> Iterator[None]:
-    """A :class:`HousingError` (bad params or data, a missed gate) ends the step with one ``error:`` line and
-    exit status 1, as the CLI does; anything else is a bug and keeps its traceback."""
+    """A :class:`HousingError` (bad params or data, a missed gate) ends the step with one ``error:`` line, as
+    the CLI does, and exit status 1 (any non-zero status fails the task); anything else is a bug and keeps its
+    traceback."""
     try:
         yield
     except HousingError as exc:

@@ -45,8 +45,8 @@ def run(params: Params, report_path: Path = paths.VALIDATION_JSON) -> ValidateRe
     return report
 
 
-def describe(result: ValidateResult) -> str:
-    return f"validation passed: {result.rows} rows, {len(result.checks)} checks -> {paths.VALIDATION_JSON}"
+def describe(result: ValidateResult, report_path: Path = paths.VALIDATION_JSON) -> str:
+    return f"validation passed: {result.rows} rows, {len(result.checks)} checks -> {report_path}"
 
 
 if __name__ == "__main__":
