@@ -113,9 +113,6 @@ class ServerProcess:
         """The server's JSON log lines (its default log format)."""
         return [json.loads(line) for line in self.logs().splitlines() if line.startswith("{")]
 
-    def tail(self, lines: int = 5) -> str:
-        return _tail(self.stderr_path, lines)
-
     def gauges(self) -> dict[Variant, VariantScores]:
         """Rolling scores per variant from /metrics (variants without feedback yet have none)."""
         from prometheus_client.parser import text_string_to_metric_families

@@ -2,8 +2,8 @@
 
 No web framework on purpose: a request costs one dict lookup or a few regular expressions
 (:mod:`housing.serving.routes`), then the handler of its protocol (:mod:`~housing.serving.v1`,
-:mod:`~housing.serving.v2`, :mod:`~housing.serving.feedback`). Everything a client can send ends in a 2xx/4xx
-JSON answer; anything unexpected is caught, logged and answered 500 without taking the server down.
+:mod:`~housing.serving.v2`, :mod:`~housing.serving.feedback_route`). Everything a client can send ends in a
+2xx/4xx JSON answer; anything unexpected is caught, logged and answered 500 without taking the server down.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Champion/challenger (A/B) routing: which model handle answers a request.
 
-Assignment is one pure function, :func:`assign_variant`, shared by the server, the traffic simulator and the
-tests, so they agree on the variant a key lands on: ``sha256(salt:key)`` is uniform on [0, 1), and keys below
-``challenger_share`` go to the challenger. A new salt per experiment reshuffles who is in which arm, so one
+Assignment is one pure function, :func:`assign_variant`, shared by the server and the tests, so they agree on
+the variant a key lands on: ``sha256(salt:key)`` is uniform on [0, 1), and keys below ``challenger_share`` go
+to the challenger. A new salt per experiment reshuffles who is in which arm, so one
 experiment's assignment does not leak into the next.
 """
 

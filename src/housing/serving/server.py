@@ -108,11 +108,11 @@ def build_app(settings: ServeSettings, *, metrics: ServingMetrics | None = None)
             flush_interval=settings.log_flush_interval,
         )
         metrics.watch_inference_log(writer)
-    bearer, signing_key = feedback_secrets(settings)
+    bearer, signing_key = load_feedback_secrets(settings)
     return ServingApp(ServingCore(router, settings, metrics, writer, bearer=bearer, signing_key=signing_key))
 
 
-def feedback_secrets(settings: ServeSettings) -> tuple[BearerCheck, bytes | None]:
+def load_feedback_secrets(settings: ServeSettings) -> tuple[BearerCheck, bytes | None]:
     """The feedback bearer check and the token signing key, from their files (ConfigError when unreadable)."""
     token = None
     if settings.feedback_token_file is not None:

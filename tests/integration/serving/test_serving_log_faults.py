@@ -129,7 +129,7 @@ def test_a_full_volume_then_space_again(rig, tmp_path):
     assert during["ENOSPC"] > 0
     assert during["pending"] >= 2900  # the backlog holds what it can
     volume.resize("64m")
-    wait_for(lambda: log_state(server)["pending"] < 100 and log_state(server)["healthy"] == 1, what="resumed")
+    wait_for(lambda: (state := log_state(server))["pending"] < 100 and state["healthy"] == 1, what="resumed")
     time.sleep(1.0)  # and goes on writing
     served = load.stop()
     assert load.failed == {}  # predictions never noticed
@@ -266,7 +266,7 @@ def test_soak_memory_stays_flat_while_the_log_keeps_failing(rig, tmp_path):
     assert max(samples) - min(samples) < 4096, samples  # KiB
     assert growth < 1024, samples
     volume.resize("64m")
-    wait_for(lambda: log_state(server)["healthy"] == 1 and log_state(server)["pending"] == 0)
+    wait_for(lambda: (state := log_state(server))["healthy"] == 1 and state["pending"] == 0)
     served = load.stop()
     assert load.failed == {}
     books, _, stats = check_books(server, served, volume.path)

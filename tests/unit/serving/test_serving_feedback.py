@@ -6,7 +6,6 @@ the feedback token and signing key files as pods share one Kubernetes Secret.
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import httpx
@@ -261,12 +260,10 @@ def test_any_replica_scores_any_feedback_and_the_summed_counters_are_exact(repli
     )
 
 
-def test_a_replica_counts_a_canarys_feedback_under_the_canarys_version(
-    replica, model_dir, tmp_path, challenger_model
-):
+def test_a_replica_counts_a_canarys_feedback_under_the_canarys_version(replica, challenger_dir):
     """During a rollout a stable pod may take feedback for the canary's predictions: it is counted under the
     canary's version, and this pod's own rolling gauges are left alone."""
-    stable, canary = replica("stable"), replica("canary", model=challenger_model)
+    stable, canary = replica("stable"), replica("canary", model=challenger_dir)
     assert stable.router.champion.version != canary.router.champion.version
     response = predict(canary, ROWS[:1])
     assert (
@@ -341,18 +338,3 @@ def test_the_client_helpers_build_what_the_server_takes(tmp_path):
     )
     with pytest.raises(ValueError, match="neither"):
         feedback_body(httpx.Headers({}), [1.0])
-
-
-@pytest.fixture
-def challenger_model(model_dir, tmp_path):
-    """A second valid model directory with another version (the metadata's version string changed)."""
-    import json
-
-    from housing.artifact import METADATA_FILE
-
-    other = tmp_path / "canary-model"
-    shutil.copytree(model_dir, other)
-    metadata = json.loads((other / METADATA_FILE).read_text())
-    metadata["model_version"] = "sha-canary000000"
-    (other / METADATA_FILE).write_text(json.dumps(metadata))
-    return other
