@@ -21,7 +21,17 @@ from housing.inference_log import InferenceLogWriter
 from housing.serving.feedback import FeedbackStore
 from housing.serving.feedback_auth import BearerCheck
 from housing.serving.feedback_token import TOKEN_HEADER, FeedbackSigner
-from housing.serving.http import Receive, ResponseHeaders, Scope, Send, send_json
+from housing.serving.http import (
+    JSON,
+    Headers,
+    Receive,
+    ResponseHeaders,
+    Scope,
+    Send,
+    routing_key,
+    send_bytes,
+    send_json,
+)
 from housing.serving.metrics import ServingMetrics
 from housing.serving.model import ModelHandle
 from housing.serving.router import Router
@@ -95,6 +105,11 @@ class ServingCore:
             raise RequestError(f"model {name!r} has no version {version!r}", status=404)
         return handle
 
+    def pick(self, headers: Headers) -> ModelHandle:
+        """The handle that answers a request: by its X-Routing-Key in split mode, else the champion."""
+        router = self.router
+        return router.pick(routing_key(headers)) if router.split else router.champion
+
     async def predict(self, handle: ModelHandle, X: np.ndarray) -> np.ndarray:
         if self._faults:
             await self._inject_faults()
@@ -122,6 +137,38 @@ class ServingCore:
             return []
         token = self.signer.issue(request_id, handle.name, handle.version, handle.variant, predictions)
         return [] if token is None else [(TOKEN_HEADER, token)]
+
+    def response_headers(
+        self, handle: ModelHandle, request_id: str, predictions: np.ndarray
+    ) -> ResponseHeaders:
+        """A prediction's headers: its request id, the model's version headers and its feedback token."""
+        return [
+            (b"x-request-id", request_id.encode()),
+            *handle.headers,
+            *self.token_header(handle, request_id, predictions),
+        ]
+
+    async def answer(
+        self,
+        send: Send,
+        handle: ModelHandle,
+        request_id: str,
+        X: np.ndarray,
+        predictions: np.ndarray,
+        *,
+        content: bytes,
+        extra: ResponseHeaders,
+        started: float,
+        model_seconds: float,
+        shadow: ModelHandle | None,
+        content_type: bytes = JSON,
+    ) -> None:
+        """Send a prediction's 200 response, then record it; a shadow challenger (if any) scores it."""
+        latency = time.perf_counter() - started
+        await send_bytes(send, 200, content, content_type=content_type, extra=extra)
+        self.record(handle, request_id, X, predictions, latency)
+        if shadow is not None:
+            self.shadow_score(shadow, request_id, X, latency - model_seconds)
 
     def record(
         self,

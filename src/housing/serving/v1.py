@@ -41,8 +41,7 @@ class V1:
         handle = None
         try:
             core.known(name)
-            router = core.router
-            handle = router.pick(http.routing_key(headers)) if router.split else router.champion
+            handle = core.pick(headers)
             X = handle.schema.parse_v1(
                 http.loads(await http.read_body(headers, receive, core.settings.max_body_bytes))
             )
@@ -52,14 +51,15 @@ class V1:
         except RequestError as exc:
             await core.reject(send, exc, handle, request_id)
             return
-        body = orjson.dumps({"predictions": predictions}, option=http.NUMPY)
-        extra = [
-            (b"x-request-id", request_id.encode()),
-            *handle.headers,
-            *core.token_header(handle, request_id, predictions),
-        ]
-        latency = time.perf_counter() - started
-        await http.send_bytes(send, 200, body, extra=extra)
-        core.record(handle, request_id, X, predictions, latency)
-        if router.shadow is not None:
-            core.shadow_score(router.shadow, request_id, X, latency - model_seconds)
+        await core.answer(
+            send,
+            handle,
+            request_id,
+            X,
+            predictions,
+            content=orjson.dumps({"predictions": predictions}, option=http.NUMPY),
+            extra=core.response_headers(handle, request_id, predictions),
+            started=started,
+            model_seconds=model_seconds,
+            shadow=core.router.shadow,
+        )

@@ -70,14 +70,11 @@ class V2:
             if header_id is None:  # without an X-Request-Id header the V2 "id" names the request
                 body_id = payload.get("id") if type(payload) is dict else None
                 request_id = body_id if valid_request_id(body_id) else self._request_ids.new()
-            router = core.router
-            if version is not None:  # an explicit version: that one answers, no routing, no shadow
-                handle = named
-            else:
-                handle = router.pick(http.routing_key(headers)) if router.split else router.champion
+            # an explicit version: that one answers, no routing, no shadow
+            handle = named if version is not None else core.pick(headers)
             metadata = handle.metadata
             request = handle.schema.parse_v2(payload, metadata.input_name, metadata.output_name, tensors)
-            shadow = router.shadow if version is None else None
+            shadow = core.router.shadow if version is None else None
             model_started = time.perf_counter()
             predictions = await core.predict(handle, request.features)
             model_seconds = time.perf_counter() - model_started
@@ -97,11 +94,7 @@ class V2:
                 }
             ],
         }
-        extra = [
-            (b"x-request-id", request_id.encode()),
-            *handle.headers,
-            *core.token_header(handle, request_id, predictions),
-        ]
+        extra = core.response_headers(handle, request_id, predictions)
         if request.binary_output:
             del response["outputs"][0]["data"]
             content, binary_headers = binary.encode_response(response, predictions)
@@ -109,8 +102,16 @@ class V2:
             extra.extend(binary_headers)
         else:
             content, content_type = orjson.dumps(response, option=http.NUMPY), http.JSON
-        latency = time.perf_counter() - started
-        await http.send_bytes(send, 200, content, content_type=content_type, extra=extra)
-        core.record(handle, request_id, request.features, predictions, latency)
-        if shadow is not None:
-            core.shadow_score(shadow, request_id, request.features, latency - model_seconds)
+        await core.answer(
+            send,
+            handle,
+            request_id,
+            request.features,
+            predictions,
+            content=content,
+            extra=extra,
+            started=started,
+            model_seconds=model_seconds,
+            shadow=shadow,
+            content_type=content_type,
+        )
