@@ -11,40 +11,23 @@ The clones run HEAD's committed code (PYTHONPATH points at each clone's src/).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from clones import clone_env, run_ok
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
-    assert result.returncode == 0, (
-        f"{' '.join(cmd)} in {cwd}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    )
-    return result.stdout
 
 
 def _clone(tmp_path: Path, name: str, seed: str) -> tuple[Path, dict[str, str]]:
     clone = tmp_path / name
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
     shutil.copytree(ROOT / "data", clone / "data")  # what `make data` gets: it matches data.dvc
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(clone / "src"),
-        "PYTHONHASHSEED": seed,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{clone}/mlflow.db",
-        "DVC_NO_ANALYTICS": "1",
-        "OMP_NUM_THREADS": "1",
-    }
-    return clone, env
+    return clone, clone_env(clone, PYTHONHASHSEED=seed)
 
 
 def test_a_fresh_clone_rebuilds_what_dvc_lock_pins_byte_for_byte(tmp_path):
@@ -56,7 +39,7 @@ def test_a_fresh_clone_rebuilds_what_dvc_lock_pins_byte_for_byte(tmp_path):
         pytest.skip("the checkout has uncommitted changes: this test rebuilds HEAD's pinned outputs")
 
     clone, env = _clone(tmp_path, "clone", seed="20")  # seed 20 ordered skl2onnx's opset imports differently
-    output = _run(["dvc", "repro"], clone, env)
+    output = run_ok(["dvc", "repro"], clone, env)
     for stage in ("split", "train", "export", "evaluate", "drift"):
         assert f"Running stage '{stage}'" in output, stage  # an empty cache: everything was rebuilt
-    assert _run(["git", "status", "--porcelain"], clone, env) == ""
+    assert run_ok(["git", "status", "--porcelain"], clone, env) == ""

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ import pytest
 import yaml
 from act import ROOT
 
+from clones import clone_env, run_ok
 from markdown_tables import table_row
 
 PYTHON_BIN = Path(sys.executable).parent
@@ -52,16 +52,6 @@ NARROW_TESTS = {"PYTEST_ADDOPTS": "tests/unit/test_config.py"}
 RETRAIN_FILES = {"dvc.lock", "data.dvc", "reports/metrics.json", "reports/slices.json", "reports/drift.json"}
 
 
-def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 900) -> str:
-    result = subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    assert result.returncode == 0, (
-        f"{' '.join(cmd)} in {cwd}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    )
-    return result.stdout
-
-
 def _with_param(params_text: str, dotted: str, value: Any) -> str:
     params = yaml.safe_load(params_text)
     *path, key = dotted.split(".")
@@ -72,17 +62,6 @@ def _with_param(params_text: str, dotted: str, value: Any) -> str:
     return yaml.safe_dump(params, sort_keys=False)
 
 
-def _pipeline_env(clone: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{PYTHON_BIN}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(clone / "src"),  # the clone's (HEAD's) code
-        "MLFLOW_TRACKING_URI": f"sqlite:///{clone}/mlflow.db",
-        "DVC_NO_ANALYTICS": "1",
-        "OMP_NUM_THREADS": "1",
-    }
-
-
 class Team:
     """What the team had before the events: main's outputs on the DVC remote, and an experiment a developer
     ran (`dvc repro` with learning_rate 0.1) whose outputs went to a copy of that remote."""
@@ -91,15 +70,15 @@ class Team:
         self.remote_main = directory / "remote-main"
         self.remote_experiment = directory / "remote-experiment"
         dev = directory / "dev"
-        _run(["git", "clone", "-q", str(ROOT), str(dev)], directory, dict(os.environ))
-        env = _pipeline_env(dev)
-        _run([sys.executable, "-m", "housing.data_setup"], dev, env)
-        _run([DVC, "repro"], dev, env)
-        assert _run(["git", "status", "--porcelain"], dev, env) == "", (
+        run_ok(["git", "clone", "-q", str(ROOT), str(dev)], directory, dict(os.environ))
+        env = clone_env(dev)
+        run_ok([sys.executable, "-m", "housing.data_setup"], dev, env)
+        run_ok([DVC, "repro"], dev, env)
+        assert run_ok(["git", "status", "--porcelain"], dev, env) == "", (
             "main's outputs must reproduce dvc.lock"
         )
-        _run([DVC, "remote", "add", "--local", "-d", "main", str(self.remote_main)], dev, env)
-        _run([DVC, "push", "-q"], dev, env)
+        run_ok([DVC, "remote", "add", "--local", "-d", "main", str(self.remote_main)], dev, env)
+        run_ok([DVC, "push", "-q"], dev, env)
         self.main_metrics = json.loads((dev / "reports/metrics.json").read_text())
         self.main_model = {
             name: (dev / "models" / name).read_bytes() for name in ("model.onnx", "metadata.json")
@@ -111,9 +90,9 @@ class Team:
         shutil.copytree(self.remote_main, self.remote_experiment)
         params = dev / "params.yaml"
         params.write_text(_with_param(params.read_text(), "train.hgb.learning_rate", 0.1))
-        _run([DVC, "repro"], dev, env)
-        _run([DVC, "remote", "add", "--local", "experiment", str(self.remote_experiment)], dev, env)
-        _run([DVC, "push", "-q", "-r", "experiment"], dev, env)
+        run_ok([DVC, "repro"], dev, env)
+        run_ok([DVC, "remote", "add", "--local", "experiment", str(self.remote_experiment)], dev, env)
+        run_ok([DVC, "push", "-q", "-r", "experiment"], dev, env)
         self.experiment = {name: (dev / name).read_text() for name in EXPERIMENT_FILES}
 
     def remote(self, tmp_path: Path, *, experiment: bool = False) -> Path:
@@ -333,7 +312,7 @@ def test_a_scheduled_retrain_on_drifted_traffic_opens_a_pull_request(team, scena
     assert after > before
     check = tmp_path / "check"
     scenario_repo.origin_git("worktree", "add", "--detach", str(check), "retrain/auto")
-    env = {**_pipeline_env(check), "DVC_REMOTE_URL": str(remote)}
-    _run([sys.executable, "-m", "housing.dvc_remote", "configure"], check, env)
-    assert "is on the DVC remote" in _run([sys.executable, "-m", "housing.dvc_remote", "check"], check, env)
+    env = {**clone_env(check), "DVC_REMOTE_URL": str(remote)}
+    run_ok([sys.executable, "-m", "housing.dvc_remote", "configure"], check, env)
+    assert "is on the DVC remote" in run_ok([sys.executable, "-m", "housing.dvc_remote", "check"], check, env)
     assert api.unexpected == []
