@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from housing.experiments.verdict import AbVerdict, VariantSummary, Verdict
+from housing.experiments.verdict import AbVerdict, VariantSummary, Verdict, write_json
 
 HEADLINES = {
     Verdict.CHALLENGER_WINS: "challenger wins: promote it",
@@ -122,3 +123,11 @@ def render_markdown(result: AbVerdict) -> str:
         lines += ["", "**Warnings**", ""] + [f"- {w}" for w in result.warnings]
     lines.append("")
     return "\n".join(lines)
+
+
+def write_verdict(verdict: AbVerdict, json_path: Path, markdown_path: Path) -> None:
+    """The verdict as JSON (what `housing abtest promote` reads) and as markdown, written atomically."""
+    from housing.artifact import atomic_write_bytes
+
+    write_json(json_path, verdict)
+    atomic_write_bytes(markdown_path, render_markdown(verdict).encode())

@@ -51,12 +51,6 @@ def _abtest_params(path: Path, **overrides: Any) -> AbTestParams:
         raise ConfigError(f"abtest: {problems}") from None
 
 
-def _write_text(path: Path, text: str) -> None:
-    from housing.artifact import atomic_write_bytes
-
-    atomic_write_bytes(path, text.encode())
-
-
 @abtest_app.command("plan")
 def plan(
     mde: Annotated[
@@ -116,15 +110,14 @@ def analyze(
 ) -> None:
     """Join predictions with feedback, compare the variants, write the verdict (JSON + markdown)."""
     from housing.experiments.abtest import analyze_log, make_plan
-    from housing.experiments.abtest_report import render_markdown
-    from housing.experiments.verdict import read_plan, write_json
+    from housing.experiments.abtest_report import render_markdown, write_verdict
+    from housing.experiments.verdict import read_plan
 
     cfg = _abtest_params(params, method=method, design=design)
     chosen = read_plan(plan_file) if plan_file is not None else make_plan(cfg)
     typer.echo(chosen.describe())  # before any result: the horizon is fixed up front
     result = analyze_log(log, cfg, chosen)
-    write_json(out_json, result)
-    _write_text(out_md, render_markdown(result))
+    write_verdict(result, out_json, out_md)
     typer.echo(f"verdict: {result.verdict.value}: {result.reason}")
     typer.echo(f"-> {out_json}, {out_md}")
     if print_markdown:

@@ -427,12 +427,10 @@ def plan_ab_test(
 def analyze_ab_test(log_dir: Path, ab_params: AbTestParams, plan: Plan, reports_dir: Path) -> AbVerdict:
     """``abtest.analyze_log`` with the plan fixed up front; the verdict as JSON and markdown."""
     from housing.experiments.abtest import analyze_log
-    from housing.experiments.abtest_report import render_markdown
-    from housing.experiments.verdict import write_json
+    from housing.experiments.abtest_report import write_verdict
 
     verdict = analyze_log(log_dir, ab_params, plan)
-    write_json(reports_dir / "abtest.json", verdict)
-    (reports_dir / "abtest.md").write_text(render_markdown(verdict))
+    write_verdict(verdict, reports_dir / "abtest.json", reports_dir / "abtest.md")
     return verdict
 
 
